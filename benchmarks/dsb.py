@@ -1,0 +1,163 @@
+"""DSB2018 greyscale nuclei (the fixed split in ../shared/data/dsb2018/split.json).
+
+    python benchmarks/dsb.py train --minutes 30 -o models/embedseg-nuclei.safetensors
+    python benchmarks/dsb.py tune -m models/embedseg-nuclei.safetensors      # thresholds, on held-out train images
+    python benchmarks/dsb.py evaluate -m models/embedseg-nuclei.safetensors
+
+`evaluate` prints JSON: AP_dsb at IoU 0.5..0.9 with and without TTA, as the mean over
+images (as EmbedSeg reports it) and pooled over all objects, plus AJI and PQ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from blastoseg.instances import Instances
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dsb2018"
+
+
+def load_split(part: str, data: Path = DATA) -> list[tuple[str, np.ndarray, Instances]]:
+    """The greyscale (2D) images of one part of the split, with their instances."""
+    ids = json.loads((data / "split.json").read_text())[part]
+    out = []
+    for sid in ids:
+        image = tifffile.imread(data / "images" / f"{sid}.tif")
+        if image.ndim != 2:
+            continue
+        out.append((sid, image.astype(np.float32), Instances.from_label_image(tifffile.imread(data / "labels" / f"{sid}.tif"))))
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from blastoseg.checkpoint import load, new_model
+    from blastoseg.io import normalize
+    from blastoseg.train import Budget, TrainOptions, train
+    from blastoseg.training_data import Augmentation, PairSource
+
+    items = load_split("train")
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(items))
+    n_val = max(1, int(round(0.15 * len(items))))
+    # Validation on 256x256 corner crops keeps it to a few seconds however large the image.
+    val = [(normalize(items[i][1])[:256, :256], items[i][2].cropped(0, 0, *items[i][1][:256, :256].shape))
+           for i in order[:n_val][: args.val_images]]
+    source = PairSource([(items[i][1], items[i][2]) for i in order[n_val:]])
+    config = {"offset_scale": 64.0, "sigma_scale": 8.0, "min_size": 8}
+    model = load(args.init, device="cpu") if args.init else new_model("embedseg", config)
+    options = TrainOptions(
+        Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
+        validate_every=args.validate_every, device=args.device,
+        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {n_val} held out); "
+        f"command: python benchmarks/dsb.py train {' '.join(sys.argv[2:])}",
+    )
+    for event in train(model, source, options, args.output, validation=val):
+        if event.step % 20 == 0 or event.validation is not None:
+            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
+                              **{k: round(v, 4) for k, v in event.losses.items()},
+                              "val_ap50": event.validation, "best": event.best}), flush=True)
+
+
+def held_out(data: Path = DATA) -> list[tuple[str, np.ndarray, Instances]]:
+    """The 15% of the train split that training holds out (same permutation as cmd_train)."""
+    items = load_split("train", data)
+    order = np.random.default_rng(0).permutation(len(items))
+    return [items[i] for i in order[: max(1, int(round(0.15 * len(items))))]]
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    """Pick the seed and foreground thresholds on the held-out training images (never the test split)."""
+    import torch
+
+    from blastoseg import checkpoint
+    from blastoseg.io import normalize
+    from blastoseg.metrics import ap_dsb
+    from blastoseg.predict import Predictor
+
+    model = checkpoint.load(args.model, device=args.device)
+    items = held_out()
+    predictor = Predictor(model, args.tta, checkpoint.resolve_device(args.device))
+    # The network runs once per image; only the post-processing changes over the grid.
+    maps = [predictor.view_maps(normalize(img)).mean(0) for _, img, _ in items]
+    grid = [(s, f) for s in (0.5, 0.6, 0.7, 0.8, 0.9) for f in (0.4, 0.5)]
+    results = {}
+    for seed_t, fg_t in grid:
+        config = {**model.config, "seed_threshold": seed_t, "foreground_threshold": fg_t}
+        with torch.inference_mode():
+            scores = [np.mean([ap_dsb(model.method.postprocess(m, config), gt, t) for t in (0.5, 0.6, 0.7, 0.8, 0.9)])
+                      for m, (_, _, gt) in zip(maps, items)]
+        results[f"{seed_t},{fg_t}"] = round(float(np.mean(scores)), 4)
+        print(json.dumps({"seed_threshold": seed_t, "foreground_threshold": fg_t, "mean_AP_0.5_0.9": results[f"{seed_t},{fg_t}"]}), flush=True)
+    best = max(results, key=results.get)
+    seed_t, fg_t = (float(v) for v in best.split(","))
+    model.config.update(seed_threshold=seed_t, foreground_threshold=fg_t)
+    model.metadata["tuning"] = {"held_out_images": len(items), "tta": args.tta, "grid_mean_AP_0.5_0.9": results}
+    checkpoint.save(model, model.path)
+    print(json.dumps({"chosen": {"seed_threshold": seed_t, "foreground_threshold": fg_t}, "score": results[best]}))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from blastoseg.checkpoint import load
+    from blastoseg.metrics import aji, ap_dsb_counts, panoptic_quality
+    from blastoseg.predict import segment
+
+    model = load(args.model, device=args.device)
+    items = load_split("test")
+    thresholds = [round(0.5 + 0.05 * i, 2) for i in range(9)]
+    report: dict = {"model": str(args.model), "n_images": len(items), "n_objects": int(sum(len(g) for _, _, g in items))}
+    for tta in (False, True):
+        per_image, counts, ajis, pq_parts = [], np.zeros((len(thresholds), 3)), [], []
+        start = time.perf_counter()
+        for _, image, truth in items:
+            found = segment(image, model, tta=tta, device=args.device)
+            c = np.array([ap_dsb_counts(found, truth, t) for t in thresholds], float)
+            counts += c
+            per_image.append(c[:, 0] / np.maximum(c.sum(1), 1))
+            ajis.append(aji(found, truth))
+            pq_parts.append(panoptic_quality(found, truth)["PQ"])
+        key = "tta" if tta else "no_tta"
+        report[key] = {
+            "AP_dsb_mean_over_images": dict(zip(map(str, thresholds), np.mean(per_image, 0).round(4).tolist())),
+            "AP_dsb_pooled": dict(zip(map(str, thresholds), (counts[:, 0] / counts.sum(1)).round(4).tolist())),
+            "mean_AP_0.5_0.9": round(float(np.mean(per_image)), 4),
+            "AJI": round(float(np.mean(ajis)), 4),
+            "PQ_mean_over_images": round(float(np.mean(pq_parts)), 4),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    print(json.dumps(report, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--minutes", type=float, default=30)
+    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall or per-thread CPU minutes")
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--validate-every", type=int, default=200)
+    t.add_argument("--val-images", type=int, default=30)
+    t.add_argument("--init", default=None)
+    t.add_argument("--device", default="auto")
+    t.add_argument("-o", "--output", default="models/embedseg-nuclei.safetensors")
+    e = sub.add_parser("evaluate")
+    e.add_argument("-m", "--model", default="models/embedseg-nuclei.safetensors")
+    e.add_argument("--device", default="auto")
+    u = sub.add_parser("tune")
+    u.add_argument("-m", "--model", default="models/embedseg-nuclei.safetensors")
+    u.add_argument("--tta", action="store_true")
+    u.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    {"train": cmd_train, "evaluate": cmd_evaluate, "tune": cmd_tune}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

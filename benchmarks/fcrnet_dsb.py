@@ -1,0 +1,208 @@
+"""FCRNet on DSB2018 greyscale nuclei (the split and loader of benchmarks/dsb.py).
+
+    python benchmarks/fcrnet_dsb.py train --minutes 30 [--colours 4] -o models/fcrnet-nuclei.safetensors
+    python benchmarks/fcrnet_dsb.py evaluate -m models/fcrnet-nuclei.safetensors
+    python benchmarks/fcrnet_dsb.py speed -m models/fcrnet-nuclei.safetensors
+
+`evaluate` prints JSON per variant (no TTA with the paper's argmax post-processing or the
+affinity one; 8-fold TTA merged by affinity averaging or by instance consensus): Dice2,
+AJI, F1@0.5 and PQ (means over images, as the paper's table), AP_dsb at IoU 0.5..0.9
+(mean over images and pooled) and the seconds taken, plus the `speed` section.
+`speed` alone: post-processing images/s on the 512 x 512 maps of a test image, and the
+seconds to segment a 500 x 500 frame with 8-fold TTA (network included).
+The colour-count ablation of the paper (K = 3, 4, 10) is `train --colours K`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dsb import load_split  # noqa: E402  (the split and loader of the EmbedSeg benchmark)
+
+from blastoseg.instances import Instances  # noqa: E402
+
+THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(9)]
+VARIANTS = {  # name: (tta, config["tta"])
+    "no_tta_argmax": (False, "instances"),
+    "no_tta_affinity": (False, "affinity"),
+    "tta_affinity": (True, "affinity"),
+    "tta_instances": (True, "instances"),
+}
+
+
+def dice2(pred: Instances, gt: Instances) -> float:
+    """Ensemble Dice (Vu et al. 2019): 2 sum |G & P| / sum (|G| + |P|) over all overlapping pairs."""
+    if len(pred) == 0 or len(gt) == 0:
+        return float(len(pred) == len(gt))
+    iou = pred.iou(gt)
+    sizes = pred.areas()[:, None] + gt.areas()[None, :]
+    inter = np.rint(iou * sizes / (1.0 + iou))  # from I / (a + b - I)
+    overlap = inter > 0
+    return float(2 * inter[overlap].sum() / sizes[overlap].sum()) if overlap.any() else 0.0
+
+
+def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, device: object) -> Instances:
+    """`predict.segment` with FCRNet's TTA merge chosen by `mode` (same tiling and normalisation)."""
+    from blastoseg.io import normalize
+    from blastoseg.predict import Predictor, _tiling
+    from blastoseg.tiling import segment_tiled
+
+    config = {**model.config, "tta": mode}
+    predictor = Predictor(model, tta, device)
+    tile, overlap = _tiling(image.shape, None, config)
+    low, high = config.get("normalize_percentiles", (1.0, 99.8))
+    return segment_tiled(
+        normalize(image, low, high), lambda t: model.method.merge_views(predictor.view_maps(t), config), tile, overlap
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from blastoseg.checkpoint import load, new_model
+    from blastoseg.io import normalize
+    from blastoseg.train import Budget, TrainOptions, train
+    from blastoseg.training_data import Augmentation, PairSource
+
+    items = load_split("train")
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(items))
+    n_val = max(1, int(round(0.15 * len(items))))
+    val = [(normalize(items[i][1]), items[i][2]) for i in order[:n_val][: args.val_images]]
+    source = PairSource([(items[i][1], items[i][2]) for i in order[n_val:]])
+    config = {"colours": args.colours, "min_size": args.min_size, "tta": args.tta}
+    model = load(args.init, device="cpu") if args.init else new_model("fcrnet", config)
+    options = TrainOptions(
+        Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
+        validate_every=args.validate_every, device=args.device,
+        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {n_val} held out); "
+        f"command: python benchmarks/fcrnet_dsb.py train {' '.join(sys.argv[2:])}",
+    )
+    method = model.method
+    model.config.update(method.on_progress(model.config, 0.0))
+    for event in train(model, source, options, args.output, validation=val):
+        # train() reads model.config at every step, so updating it in place applies the
+        # alpha schedule even before train.py calls `on_progress` itself (then it is a no-op).
+        model.config.update(method.on_progress(model.config, event.fraction))
+        if event.step % 20 == 0 or event.validation is not None:
+            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
+                              "alpha": model.config["train_alpha"], **{k: round(v, 4) for k, v in event.losses.items()},
+                              "val_ap50": event.validation, "best": event.best}), flush=True)
+
+
+def _frame(items: list, side: int) -> np.ndarray:
+    """A side x side crop of the test image with the most nuclei (reflect-padded if smaller)."""
+    image = max(items, key=lambda item: len(item[2]))[1]
+    image = np.pad(image, [(0, max(side - n, 0)) for n in image.shape], mode="reflect")
+    return image[:side, :side]
+
+
+def speed(model: object, items: list, device: object, repeats: int) -> dict:
+    import torch
+
+    from blastoseg.io import normalize
+    from blastoseg.predict import Predictor
+
+    out: dict = {"torch_threads": torch.get_num_threads()}
+    maps = Predictor(model, False, device).view_maps(normalize(_frame(items, 512)))[0]
+    for mode in ("instances", "affinity"):
+        config = {**model.config, "tta": mode}
+        found = model.method.postprocess(maps, config)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.method.postprocess(maps, config)
+        key = "argmax" if mode == "instances" else "affinity"
+        out[f"postprocess_{key}_images_per_s_512"] = round(repeats / (time.perf_counter() - start), 1)
+        out[f"postprocess_{key}_instances"] = len(found)
+    frame = _frame(items, 500)
+    for mode in ("affinity", "instances"):
+        segment_variant(frame, model, True, mode, device)  # warm-up (fused network, allocator)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            segment_variant(frame, model, True, mode, device)
+            times.append(time.perf_counter() - start)
+        out[f"segment_500_tta_{mode}_seconds"] = round(float(np.median(times)), 3)
+    return out
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from blastoseg.checkpoint import load, resolve_device
+    from blastoseg.metrics import aji, ap_dsb_counts, panoptic_quality
+
+    device = resolve_device(args.device)
+    model = load(args.model, device=device)
+    items = load_split("test")[: args.limit]
+    report: dict = {"model": str(args.model), "colours": model.config["colours"], "default_tta": model.config["tta"],
+                    "n_images": len(items), "n_objects": int(sum(len(g) for _, _, g in items))}
+    for name in args.variants:
+        tta, mode = VARIANTS[name]
+        per_image, counts, scores = [], np.zeros((len(THRESHOLDS), 3)), {"Dice2": [], "AJI": [], "F1": [], "PQ": []}
+        start = time.perf_counter()
+        for _, image, truth in items:
+            found = segment_variant(image, model, tta, mode, device)
+            c = np.array([ap_dsb_counts(found, truth, t) for t in THRESHOLDS], float)
+            counts += c
+            per_image.append(c[:, 0] / np.maximum(c.sum(1), 1))
+            tp, fp, fn = c[0]
+            scores["F1"].append(2 * tp / max(2 * tp + fp + fn, 1))
+            scores["Dice2"].append(dice2(found, truth))
+            scores["AJI"].append(aji(found, truth))
+            scores["PQ"].append(panoptic_quality(found, truth)["PQ"])
+        report[name] = {
+            **{k: round(float(np.mean(v)), 4) for k, v in scores.items()},
+            "AP_dsb_mean_over_images": dict(zip(map(str, THRESHOLDS), np.mean(per_image, 0).round(4).tolist())),
+            "AP_dsb_pooled": dict(zip(map(str, THRESHOLDS), (counts[:, 0] / counts.sum(1)).round(4).tolist())),
+            "mean_AP_0.5_0.9": round(float(np.mean(per_image)), 4),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    if args.repeats:
+        report["speed"] = speed(model, items, device, args.repeats)
+    print(json.dumps(report, indent=1))
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    from blastoseg.checkpoint import load, resolve_device
+
+    device = resolve_device(args.device)
+    print(json.dumps(speed(load(args.model, device=device), load_split("test"), device, args.repeats), indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--minutes", type=float, default=30)
+    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall or per-thread CPU minutes")
+    t.add_argument("--colours", type=int, default=4, help="K, background included (paper's ablation: 3, 4, 10)")
+    t.add_argument("--tta", choices=("affinity", "instances"), default="affinity", help="TTA merge stored in the model")
+    t.add_argument("--min-size", type=int, default=8)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--validate-every", type=int, default=200)
+    t.add_argument("--val-images", type=int, default=30)
+    t.add_argument("--init", default=None)
+    t.add_argument("--device", default="auto")
+    t.add_argument("-o", "--output", default="models/fcrnet-nuclei.safetensors")
+    e = sub.add_parser("evaluate")
+    e.add_argument("-m", "--model", default="models/fcrnet-nuclei.safetensors")
+    e.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    e.add_argument("--limit", type=int, default=None, help="only the first N test images (quick checks)")
+    e.add_argument("--repeats", type=int, default=20, help="post-processing timing repeats; 0 skips the speed section")
+    e.add_argument("--device", default="auto")
+    s = sub.add_parser("speed")
+    s.add_argument("-m", "--model", default="models/fcrnet-nuclei.safetensors")
+    s.add_argument("--repeats", type=int, default=20)
+    s.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    {"train": cmd_train, "evaluate": cmd_evaluate, "speed": cmd_speed}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Seed paper 002's shapes protocol for the `layered` method (Liu et al., Tables 1 and 2).
+
+    python benchmarks/layered_shapes.py --minutes 30 --model models/layered-shapes.safetensors
+    python benchmarks/layered_shapes.py --minutes 0 --model models/layered-shapes.safetensors
+
+With --minutes > 0, trains a layered model on the endless seed-002 shapes stream
+(`SyntheticSource("shapes")`: 3 classes, 6 instances per class, 256 x 256) and saves it to
+--model; then evaluates --model on --n-test fixed images `synth_shapes(seed=TEST_SEED + i)`.
+Prints JSON: COCO AP, AP50, AP75, AR100 and AR_none / AR_partial / AR_heavy (recall at IoU
+0.5 by occlusion rate) on amodal masks, and the ground-truth-layers upper bound for L = 2,
+3, 4: every GT instance clipped to the pixels where it is among the L front-most, scored
+against the full amodal GT (the paper's Table 2). Scores are class-agnostic: the method
+has no class head, so all instances are one class (the paper averages over 3 classes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from blastoseg.instances import Instances
+
+TEST_SEED = 1_000_000  # test image i is synth_shapes(seed=TEST_SEED + i)
+VALIDATION_SEED = 2_000_000  # the few images watched during training
+PER_CLASS = 6
+
+
+def test_set(n: int) -> list[tuple[np.ndarray, Instances]]:
+    from blastoseg.synth import synth_shapes
+
+    return [(s.image, s.instances) for s in (synth_shapes(PER_CLASS, 256, seed=TEST_SEED + i) for i in range(n))]
+
+
+def scores(preds: list[Instances], gts: list[Instances]) -> dict[str, float | None]:
+    from blastoseg.metrics import coco_ap, occlusion_recall
+
+    out = {**coco_ap(preds, gts), **occlusion_recall(preds, gts)}
+    return {k: None if math.isnan(v) else round(float(v), 4) for k, v in out.items()}
+
+
+def upper_bound(gts: list[Instances], layers: tuple[int, ...] = (2, 3, 4)) -> dict[str, dict]:
+    from blastoseg.methods.layered import clip_to_layers
+
+    return {f"L{n}": scores([clip_to_layers(g, n) for g in gts], gts) for n in layers}
+
+
+def train_model(args: argparse.Namespace) -> None:
+    from blastoseg.checkpoint import load, new_model
+    from blastoseg.io import normalize
+    from blastoseg.synth import synth_shapes
+    from blastoseg.train import Budget, TrainOptions, train
+    from blastoseg.training_data import Augmentation, SyntheticSource
+
+    samples = [synth_shapes(PER_CLASS, 256, seed=VALIDATION_SEED + i) for i in range(args.val_images)]
+    validation = [(normalize(s.image), s.instances) for s in samples]
+    model = load(args.init, device="cpu") if args.init else new_model("layered", {"layers": args.layers})
+    # The protocol's shapes have fixed sizes, so no scale augmentation; crops are whole images.
+    augmentation = Augmentation(crop=256, scale_range=(1.0, 1.0))
+    options = TrainOptions(
+        Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=augmentation,
+        validate_every=args.validate_every, device=args.device,
+        description=f"seed 002 shapes ({PER_CLASS} per class, 256 px); command: python benchmarks/layered_shapes.py {' '.join(sys.argv[1:])}",
+    )
+    for event in train(model, SyntheticSource("shapes", size=256), options, args.model, validation=validation):
+        if event.step % 20 == 0 or event.validation is not None:
+            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
+                              **{k: round(v, 4) for k, v in event.losses.items()},
+                              "val_ap50": event.validation, "best": event.best}), file=sys.stderr, flush=True)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    items = test_set(args.n_test)
+    gts = [inst for _, inst in items]
+    report: dict = {
+        "protocol": {"n_test": args.n_test, "per_class": PER_CLASS, "classes": 3, "size": 256,
+                     "test_seeds": f"{TEST_SEED}..{TEST_SEED + args.n_test - 1}", "class_agnostic": True,
+                     "n_gt": int(sum(len(g) for g in gts))},
+    }
+    if Path(args.model).exists():
+        from blastoseg.checkpoint import load
+        from blastoseg.predict import segment
+
+        model = load(args.model, device=args.device)
+        start = time.perf_counter()
+        preds = [segment(image, model, tta=args.tta, device=args.device) for image, _ in items]
+        seconds = time.perf_counter() - start
+        report["model"] = {"path": str(args.model), "sha256": model.sha256, "config": model.config,
+                           "training": model.metadata.get("training")}
+        report["layered"] = {**scores(preds, gts), "tta": args.tta, "n_pred": int(sum(len(p) for p in preds)),
+                             "seconds_per_image": round(seconds / max(len(items), 1), 3)}
+    else:
+        report["layered"] = f"no model at {args.model}: upper bound only"
+    report["gt_layers_upper_bound"] = upper_bound(gts)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=0.0, help="training budget; 0 evaluates --model as it is")
+    parser.add_argument("--n-test", type=int, default=1000, help="fixed test images (default 1000, as the paper)")
+    parser.add_argument("--model", default="models/layered-shapes.safetensors", help="checkpoint to write and/or evaluate")
+    parser.add_argument("--layers", type=int, default=3, help="layers of a new model (default 3)")
+    parser.add_argument("--init", default=None, help="start training from this checkpoint")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall or per-thread CPU minutes")
+    parser.add_argument("--validate-every", type=int, default=200)
+    parser.add_argument("--val-images", type=int, default=16)
+    parser.add_argument("--tta", action="store_true", help="evaluate with 8-fold TTA (8x slower)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    if args.minutes > 0:
+        train_model(args)
+    print(json.dumps(evaluate(args), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Checkpoints: one `NAME.safetensors` per model, weights plus JSON metadata.
+
+Nothing is ever unpickled: safetensors holds raw tensors and a string header only, so a
+malicious file cannot run code. Writes go to a temporary file that is renamed into
+place, so a crash never leaves a half-written model. Shipped models live in the
+repository's `models/` folder; a user's trained ones in the per-user data folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from blastoseg import __version__
+from blastoseg.methods import get_method
+from blastoseg.methods.base import Method
+
+FORMAT = "blastoseg-checkpoint-1"
+SUFFIX = ".safetensors"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable blastoseg checkpoint."""
+
+
+@dataclass
+class Model:
+    """A method, its config and a network with loaded weights."""
+
+    method: Method
+    config: dict[str, Any]
+    net: torch.nn.Module
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path else self.method.name
+
+    @property
+    def sha256(self) -> str:
+        return file_sha256(self.path) if self.path else ""
+
+
+def shipped_models_dir() -> Path:
+    """The repository's `models/` folder (next to `src/`)."""
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def user_models_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("blastoseg", appauthor=False)) / "models"
+
+
+def list_models() -> dict[str, Path]:
+    """Model name -> file: shipped models by name, user models by name or 'user:NAME' on a clash."""
+    found: dict[str, Path] = {}
+    if shipped_models_dir().is_dir():
+        for path in sorted(shipped_models_dir().glob(f"*{SUFFIX}")):
+            found[path.stem] = path
+    if user_models_dir().is_dir():
+        for path in sorted(user_models_dir().glob(f"*{SUFFIX}")):
+            found[path.stem if path.stem not in found else f"user:{path.stem}"] = path
+    return found
+
+
+# Best first, by the measured amodal scores in docs/benchmarks.md.
+DEFAULT_PREFERENCE = ("layered", "vqshape", "embedseg")
+
+
+def default_model_name() -> str:
+    """The best shipped model present (see DEFAULT_PREFERENCE)."""
+    available = list_models()
+    for name in DEFAULT_PREFERENCE:
+        if name in available:
+            return name
+    if available:
+        return next(iter(available))
+    raise FileNotFoundError(
+        f"no models found in {shipped_models_dir()} or {user_models_dir()}; train one with `blastoseg train`"
+    )
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; an unavailable request is a clear error."""
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but Apple MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
+    """Write weights + metadata atomically; returns the path."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        raise ValueError(f"checkpoints are {SUFFIX} files; got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {**model.metadata, **extra_metadata}
+    meta.update(format=FORMAT, method=model.method.name, config=model.config, blastoseg_version=__version__)
+    meta.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    header = {key: json.dumps(value) for key, value in meta.items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise survive the rename
+    try:
+        save_file(state, tmp, metadata=header)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except Exception as error:  # safetensors raises several types for foreign files
+        raise CheckpointError(
+            f"{path.name} is not a safetensors file ({error.__class__.__name__}); blastoseg loads only "
+            "its own .safetensors checkpoints and never unpickles .pt/.pth files"
+        ) from None
+    try:
+        meta = {key: json.loads(value) for key, value in raw.items()}
+    except json.JSONDecodeError:
+        meta = {}
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name} is a safetensors file but not a blastoseg checkpoint (no '{FORMAT}' metadata)")
+    return meta
+
+
+def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -> Model:
+    """A model by registry name ('embedseg', 'user:mine') or by file path, ready for inference."""
+    from safetensors.torch import load_file
+
+    registry = list_models()
+    path = registry[str(name_or_path)] if str(name_or_path) in registry else Path(name_or_path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model named or found at {name_or_path!r}; known models: {', '.join(registry) or 'none'}")
+    meta = read_metadata(path)
+    method = get_method(meta["method"])
+    config = {**method.default_config(), **meta.get("config", {})}
+    net = method.build(config)
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except RuntimeError as error:
+        raise CheckpointError(f"{path.name}: weights do not fit the {method.name} network ({str(error)[:200]})") from None
+    net.to(resolve_device(device)).eval()
+    return Model(method, config, net, meta, path)
+
+
+def new_model(method_name: str, config: dict[str, Any] | None = None) -> Model:
+    """A freshly initialised model of a method, its config the defaults updated by `config`."""
+    method = get_method(method_name)
+    full = {**method.default_config(), **(config or {})}
+    return Model(method, full, method.build(full))

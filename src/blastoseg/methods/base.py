@@ -1,0 +1,55 @@
+"""The method protocol: the pipeline, widgets, training and benchmarks never branch on a name.
+
+A method turns a network's raw output into `Instances` and `Instances` into training
+targets. Raw maps are tensors (B, C, H, W); `layout` tells the D4 machinery which
+channels are vectors, so test-time augmentation needs nothing method-specific.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from blastoseg.augment import FieldLayout
+from blastoseg.instances import Instances
+
+Config = Mapping[str, Any]
+
+
+@runtime_checkable
+class Method(Protocol):
+    name: str
+    amodal: bool  # predicts occluded extents
+    tta_merge: Literal["fields", "instances"]
+    layout: FieldLayout  # channel semantics of `activate`'s output
+
+    def default_config(self) -> dict[str, Any]:
+        """Every tunable of the method, stored in its checkpoints."""
+        ...
+
+    def build(self, config: Config) -> torch.nn.Module:
+        """The network; its `multiple` attribute says what input sides it needs."""
+        ...
+
+    def targets(self, instances: Instances, config: Config) -> dict[str, np.ndarray]:
+        """Training targets for one image; arrays of any shape, collated by `collate`."""
+        ...
+
+    def collate(self, targets: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+        """A batch of targets, as the loss wants them."""
+        ...
+
+    def loss(self, raw: torch.Tensor, targets: Mapping[str, Any], config: Config) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch of raw outputs; "total" is minimised."""
+        ...
+
+    def activate(self, raw: torch.Tensor, config: Config) -> torch.Tensor:
+        """Raw output -> the maps that TTA averages and `postprocess` reads (same layout)."""
+        ...
+
+    def postprocess(self, maps: torch.Tensor, config: Config) -> Instances:
+        """Activated maps of ONE image (C, H, W) -> instances in that image's coordinates."""
+        ...

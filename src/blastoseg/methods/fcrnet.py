@@ -1,0 +1,293 @@
+"""FCRNet (Cao & Yan 2021, seed 003): instances as a four-colouring of the image.
+
+Each pixel gets K non-negative scores e = softplus(raw), made near one-hot by the power
+normalisation h_k = e_k^alpha / sum_j e_j^alpha; alpha rises over training following
+`alpha_schedule` (one stage per equal share of the budget; the training loop reports
+its progress through `on_progress`) and inference uses the last value. The loss needs
+no colouring of the ground truth, it is invariant to permuting the colours:
+1 - cos(pixel, mean of its instance), plus `w_inter` x |cos| between the means of
+adjacent instances (within a dilation radius of `adjacency_scale` x the median object
+radius, measured on the augmented crop). Inference: argmax, connected components of
+each colour (one labelling pass), then a minimum size.
+
+Background: the paper's network has K outputs and no foreground channel, so the
+background is one of the K colours, an instance adjacent to every cell. The paper does
+not say how inference tells it from the cells, so colour 0 is pinned to it by one extra
+term, the log loss of h_0 against the background mask; the other K - 1 colours stay free
+(permutation invariant) for the cells.
+
+TTA: cell colours may permute between views, so they are never averaged. With
+`tta: "affinity"` the maps carry the co-assignment affinity a(i, j) = sum_k h_k(i) h_k(j)
+of each pixel to its 4-neighbours, which is permutation invariant and a D4 field, so the
+views are averaged ("fields") and foreground pixels (h_0 < 0.5) are joined across edges
+of affinity > `affinity_threshold`. With `tta: "instances"` each view is post-processed
+and `consensus` merges them. FCRNet is modal: it segments what is visible.
+
+Activated channels: 0-3 affinities as (D - U, R - L, D + U, R + L), R(y, x) being the
+affinity of (y, x) to (y, x + 1) and 0 off the map (a vector and an axis pair under D4);
+4 the background colour h_0; 5.. the K - 1 cell colours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from skimage.measure import label as label_regions
+from torch.nn import functional as F
+
+from blastoseg.augment import FieldLayout
+from blastoseg.consensus import consensus
+from blastoseg.instances import Instances
+from blastoseg.nets import build_net
+
+Config = Mapping[str, Any]
+N_AFFINITY = 4  # activated channels before the colours
+
+
+def power_logits(raw: torch.Tensor, alpha: float) -> torch.Tensor:
+    """alpha log e with e = softplus(raw) > 0: the softmax of these is the power normalisation."""
+    return alpha * torch.log(F.softplus(raw) + 1e-6)
+
+
+def power_normalise(raw: torch.Tensor, alpha: float, dim: int = 1) -> torch.Tensor:
+    """h_k = e_k^alpha / sum_j e_j^alpha with e = softplus(raw) > 0, in log space for stability."""
+    return torch.softmax(power_logits(raw, alpha), dim=dim)
+
+
+def neighbour_affinities(h: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) colours -> (B, 4, H, W): D - U, R - L, D + U, R + L (0 across the border)."""
+    right = (h[..., :, :-1] * h[..., :, 1:]).sum(-3)
+    down = (h[..., :-1, :] * h[..., 1:, :]).sum(-3)
+    r, left = F.pad(right, (0, 1)), F.pad(right, (1, 0))
+    d, up = F.pad(down, (0, 0, 0, 1)), F.pad(down, (0, 0, 1, 0))
+    return torch.stack([d - up, r - left, d + up, r + left], -3)
+
+
+def alpha_at(config: Config, fraction: float) -> float:
+    """The schedule's alpha at a fraction of the training budget (equal stages)."""
+    schedule = list(config["alpha_schedule"])
+    return float(schedule[min(int(fraction * len(schedule)), len(schedule) - 1)])
+
+
+def adjacency(labels: np.ndarray, radius: int) -> np.ndarray:
+    """(E, 2) label pairs i < j (both > 0) whose regions come within `radius` pixels."""
+    h, w = labels.shape
+    pairs = []
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        y0, y1 = max(sl[0].start - radius, 0), min(sl[0].stop + radius, h)
+        x0, x1 = max(sl[1].start - radius, 0), min(sl[1].stop + radius, w)
+        window = labels[y0:y1, x0:x1]
+        # A distance transform is O(pixels), unlike a dilation by a large disk.
+        near = np.unique(window[ndimage.distance_transform_edt(window != k) <= radius])
+        pairs.extend((k, int(j)) for j in near[near > k])
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def object_radius(labels: np.ndarray, config: Config) -> int:
+    """Adjacency radius: `adjacency_scale` x the median equivalent radius, clipped."""
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    median = float(np.median(np.sqrt(areas / np.pi))) if areas.size else 0.0
+    return int(np.clip(round(config["adjacency_scale"] * median), config["adjacency_min"], config["adjacency_max"]))
+
+
+def _instances(labels: np.ndarray, confidence: np.ndarray, min_size: int) -> Instances:
+    """Connected-component labels -> Instances with at least `min_size` pixels, scored by mean confidence."""
+    flat = labels.ravel()
+    sizes = np.bincount(flat)
+    keep = sizes >= min_size
+    keep[0] = False
+    dense = (np.cumsum(keep) * keep).astype(np.int32)[flat]
+    n = int(keep.sum())
+    if n == 0:
+        return Instances.empty(labels.shape)
+    scores = np.bincount(dense, weights=confidence.ravel(), minlength=n + 1)[1:] / sizes[keep]
+    dense = dense.reshape(labels.shape)
+    slices = ndimage.find_objects(dense)  # tight boxes already: no trimming needed
+    boxes = np.array([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], np.int32)
+    masks = tuple(dense[s] == k for k, s in enumerate(slices, start=1))
+    return Instances(labels.shape, boxes, masks, scores.astype(np.float32), np.zeros(n, np.int32))
+
+
+def argmax_colour(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(colour, confidence) of (K, H, W) maps; ties go to the lower colour, as argmax."""
+    # numpy's argmax over the first axis is not vectorised; max is, and K passes are cheap.
+    confidence = h.max(0)
+    colour = np.zeros(h.shape[1:], np.int32)
+    for k in range(len(h) - 1, -1, -1):
+        colour[h[k] == confidence] = k
+    return colour, confidence
+
+
+def colour_labels(colour: np.ndarray) -> np.ndarray:
+    """Connected components of equal colour (0 = background), all colours in one pass."""
+    return label_regions(colour, background=0, connectivity=1)
+
+
+def affinity_labels(foreground: np.ndarray, edge_y: np.ndarray, edge_x: np.ndarray, threshold: float) -> np.ndarray:
+    """Components of foreground pixels joined across 4-neighbour edges of affinity > threshold.
+
+    edge_y[y, x] links (y, x)-(y + 1, x); edge_x[y, x] links (y, x)-(y, x + 1).
+    """
+    h, w = foreground.shape
+    index = np.arange(h * w).reshape(h, w)
+    join_y = foreground[:-1] & foreground[1:] & (edge_y > threshold)
+    join_x = foreground[:, :-1] & foreground[:, 1:] & (edge_x > threshold)
+    rows = np.concatenate([index[:-1][join_y], index[:, :-1][join_x]])
+    cols = np.concatenate([index[1:][join_y], index[:, 1:][join_x]])
+    graph = coo_matrix((np.ones(rows.size, np.int8), (rows, cols)), shape=(h * w, h * w))
+    _, component = connected_components(graph, directed=False)
+    return np.where(foreground.ravel(), component + 1, 0).reshape(h, w)
+
+
+class FCRNet:
+    name = "fcrnet"
+    amodal = False
+    tta_merge = "fields"  # of the default tta ("affinity"); see `tta_merge_for`
+    layout = FieldLayout(vectors=((0, 1),), axis_pairs=((2, 3),))
+
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "net": "unet",
+            "net_options": {"base": 16, "depth": 5, "full_res": 8},
+            "colours": 4,  # K, background included (the paper's ablation: 3, 4, 10)
+            "alpha_schedule": [2.0, 2.0, 4.0, 6.0, 8.0],
+            "adjacency_scale": 0.5,  # dilation radius / median object radius
+            "adjacency_min": 2,
+            "adjacency_max": 12,
+            "w_inner": 1.0,
+            "w_inter": 4.0,
+            "w_background": 1.0,
+            "min_size": 16,
+            "tta": "affinity",  # or "instances"
+            "affinity_threshold": 0.5,
+            "foreground_threshold": 0.5,
+            "tta_min_votes": 4,
+        }
+
+    def build(self, config: Config) -> torch.nn.Module:
+        if int(config["colours"]) < 2:
+            raise ValueError("FCRNet needs at least 2 colours (background and cells)")
+        return build_net(config["net"], 1, [int(config["colours"])], **config.get("net_options", {}))
+
+    def tta_merge_for(self, config: Config) -> str:
+        """The TTA merge rule `config["tta"]` needs: "fields" for affinity, else "instances"."""
+        if config["tta"] not in ("affinity", "instances"):
+            raise ValueError(f"unknown FCRNet tta {config['tta']!r}; choose 'affinity' or 'instances'")
+        return "fields" if config["tta"] == "affinity" else "instances"
+
+    def on_progress(self, config: Config, fraction: float) -> dict[str, Any]:
+        """The config for the next training step at `fraction` of the budget (sets "train_alpha")."""
+        return {**config, "train_alpha": alpha_at(config, fraction)}
+
+    # ------------------------------------------------------------------ training
+    def targets(self, instances: Instances, config: Config) -> dict[str, np.ndarray]:
+        visible = instances.visible()
+        labels = visible.visible_labels().astype(np.int64)
+        pairs = adjacency(labels, object_radius(labels, config))
+        if len(visible) and (labels == 0).any():  # background touches every cell
+            cells = np.arange(1, len(visible) + 1)
+            pairs = np.concatenate([np.stack([np.zeros_like(cells), cells], 1), pairs])
+        return {"labels": labels, "pairs": pairs, "groups": np.array(len(visible) + 1, np.int64)}
+
+    def collate(self, targets: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+        return {
+            "labels": torch.from_numpy(np.stack([t["labels"] for t in targets])),
+            "pairs": [torch.from_numpy(t["pairs"]) for t in targets],
+            "groups": torch.tensor([int(t["groups"]) for t in targets]),
+        }
+
+    def loss(self, raw: torch.Tensor, targets: Mapping[str, Any], config: Config) -> dict[str, torch.Tensor]:
+        # Every instance of every image is one group (image b's background is group
+        # offset[b]), so the whole batch is reduced by single index_adds.
+        alpha = float(config.get("train_alpha", config["alpha_schedule"][0]))
+        logits = power_logits(raw, alpha)
+        h = torch.softmax(logits, dim=1)
+        b, k = h.shape[:2]
+        device = raw.device
+        groups = targets["groups"].to(device)
+        offset = torch.cumsum(groups, 0) - groups
+        gid = (targets["labels"].to(device) + offset.view(b, 1, 1)).reshape(-1)
+        n_groups = int(groups.sum())
+        pixels = h.permute(0, 2, 3, 1).reshape(-1, k)
+        counts = torch.bincount(gid, minlength=n_groups).to(h.dtype)
+        present = counts > 0
+        mean = torch.zeros(n_groups, k, dtype=h.dtype, device=device).index_add_(0, gid, pixels) / counts.clamp(min=1)[:, None]
+        spread = 1 - F.cosine_similarity(pixels, mean[gid], dim=1, eps=1e-8)
+        inner = (torch.zeros(n_groups, dtype=h.dtype, device=device).index_add_(0, gid, spread) / counts.clamp(min=1))[present].mean()
+        pairs = torch.cat([p.to(device) + offset[i] for i, p in enumerate(targets["pairs"])])
+        inter = raw.sum() * 0
+        if len(pairs):
+            similarity = F.cosine_similarity(mean[pairs[:, 0]], mean[pairs[:, 1]], dim=1, eps=1e-8).abs()
+            source, value = torch.cat([pairs[:, 0], pairs[:, 1]]), torch.cat([similarity, similarity])
+            degree = torch.bincount(source, minlength=n_groups).to(h.dtype)
+            per_group = torch.zeros(n_groups, dtype=h.dtype, device=device).index_add_(0, source, value)
+            inter = (per_group / degree.clamp(min=1))[degree > 0].mean()
+        # The pin is a per-pixel log loss on colour 0: a cosine of means saturates once a
+        # near one-hot background has settled in another colour and cannot pull it back.
+        log_h = torch.log_softmax(logits, dim=1)
+        is_background = (targets["labels"].to(device) == 0).to(h.dtype)
+        pin = -(is_background * log_h[:, 0] + (1 - is_background) * torch.logsumexp(log_h[:, 1:], dim=1)).mean()
+        total = config["w_inner"] * inner + config["w_inter"] * inter + config["w_background"] * pin
+        return {"inner": inner, "inter": inter, "background": pin, "total": total}
+
+    # ------------------------------------------------------------------ inference
+    def activate(self, raw: torch.Tensor, config: Config) -> torch.Tensor:
+        h = power_normalise(raw, float(config["alpha_schedule"][-1]))
+        return torch.cat([neighbour_affinities(h), h], 1)
+
+    def postprocess(self, maps: torch.Tensor, config: Config) -> Instances:
+        maps = maps.float().cpu()
+        colours = maps[N_AFFINITY:]
+        if config["tta"] == "affinity":
+            edges = maps[:N_AFFINITY].numpy()
+            # R(y, x) and L(y, x + 1) are the same edge: average the two estimates.
+            edge_y = ((edges[2] + edges[0])[:-1] + (edges[2] - edges[0])[1:]) / 4
+            edge_x = ((edges[3] + edges[1])[:, :-1] + (edges[3] - edges[1])[:, 1:]) / 4
+            background = colours[0].numpy()
+            foreground = background < config["foreground_threshold"]
+            labels = affinity_labels(foreground, edge_y, edge_x, config["affinity_threshold"])
+            return _instances(labels, 1 - background, int(config["min_size"]))
+        colour, confidence = argmax_colour(colours.numpy())
+        return _instances(colour_labels(colour), confidence, int(config["min_size"]))
+
+    def merge_views(self, views: torch.Tensor, config: Config) -> Instances:
+        """Instances from the (V, C, H, W) activated maps of the views, by `config["tta"]`."""
+        if len(views) == 1:
+            return self.postprocess(views[0], config)
+        if self.tta_merge_for(config) == "instances":
+            sets = [self.postprocess(v, config) for v in views]
+            return consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
+        found = self.postprocess(views.mean(0), config)
+        return found.with_scores(self.view_agreement(views, found, config)) if len(found) else found
+
+    def view_agreement(self, views: torch.Tensor, instances: Instances, config: Config) -> np.ndarray:
+        """Per instance, the mean fraction of the views that call its pixels foreground."""
+        votes = (views[:, N_AFFINITY] < config["foreground_threshold"]).float().mean(0).cpu().numpy()
+        return np.array(
+            [votes[b[0] : b[2], b[1] : b[3]][m].mean() for b, m in zip(instances.boxes, instances.masks)], np.float32
+        )
+
+
+def colour_maps(colour: np.ndarray, colours: int, sharp: float = 1.0) -> torch.Tensor:
+    """(C, H, W) activated maps of a hand-made colour image (0 = background); for tests and tools."""
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(np.asarray(colour, np.int64)), colours)
+    h = one_hot.permute(2, 0, 1).float() * sharp + (1 - sharp) / colours
+    return torch.cat([neighbour_affinities(h[None])[0], h], 0)
+
+
+def permuted(maps: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
+    """The maps with the cell colours reordered (`order` of the K - 1 cell colours)."""
+    cells = maps[N_AFFINITY + 1 :][list(order)]
+    return torch.cat([maps[: N_AFFINITY + 1], cells], 0)
+
+
+METHOD = FCRNet()

@@ -1,0 +1,169 @@
+"""segment(): image -> Instances, with 8-fold test-time augmentation and tiling.
+
+The 8 dihedral views of a tile run as one batch. Their raw maps are turned back (vector
+channels as vectors) and then merged by the method's rule: "fields" averages the maps
+and post-processes once; "instances" post-processes every view and keeps the
+consensus. Every instance's score is the agreement between the views.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from skimage.transform import resize
+
+from blastoseg import augment
+from blastoseg.checkpoint import Model, load, resolve_device
+from blastoseg.consensus import consensus
+from blastoseg.instances import Instances
+from blastoseg.io import as_frames, normalize
+from blastoseg.nets.unet import fuse_batchnorm
+from blastoseg.tiling import plan_tiles, segment_tiled
+
+Progress = Callable[[int, int], None]
+UNTILED_MAX_PIXELS = 1024 * 1024
+AUTO_TILE = 1024
+
+
+def _inference_net(model: Model, device: torch.device) -> torch.nn.Module:
+    """An eval-mode, BatchNorm-fused, channels_last copy of the network, made once per device."""
+    cache = model.__dict__.setdefault("_inference_nets", {})
+    if str(device) not in cache:
+        net = fuse_batchnorm(copy.deepcopy(model.net).eval())
+        cache[str(device)] = net.to(device).to(memory_format=torch.channels_last)
+    return cache[str(device)]
+
+
+def _pad(image: np.ndarray, multiple: int, square: bool) -> np.ndarray:
+    h, w = image.shape
+    th, tw = (max(h, w),) * 2 if square else (h, w)
+    th, tw = -(-th // multiple) * multiple, -(-tw // multiple) * multiple
+    return np.pad(image, ((0, th - h), (0, tw - w)), mode="reflect" if min(h, w) > 1 else "edge")
+
+
+class Predictor:
+    """Runs one model on 2D tiles; holds the device and options so tiles share them."""
+
+    def __init__(self, model: Model, tta: bool, device: torch.device, bf16: bool = False) -> None:
+        self.model, self.tta, self.device, self.bf16 = model, tta, device, bf16
+        self.net = _inference_net(model, device)
+        self.multiple = int(getattr(self.net, "multiple", 1))
+        self.views_done = 0
+        self.on_view: Callable[[int], None] | None = None
+
+    @property
+    def n_views(self) -> int:
+        return augment.N_TRANSFORMS if self.tta else 1
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            raw = self.net(batch)
+        return self.model.method.activate(raw.float(), self.model.config)
+
+    def view_maps(self, tile: np.ndarray) -> torch.Tensor:
+        """(V, C, h, w) activated maps of the tile's views, turned back to the tile's frame."""
+        h, w = tile.shape
+        padded = torch.from_numpy(_pad(tile, self.multiple, square=self.tta)).float()[None, None]
+        if not self.tta:
+            maps = self._forward(padded)
+        else:
+            views = augment.all_views(padded)
+            chunk = 8 if padded.shape[-1] <= 512 else 2  # bounds activation memory
+            outs = [self._forward(views[i : i + chunk]) for i in range(0, len(views), chunk)]
+            maps = torch.cat(outs, 0)
+            layout = self.model.method.layout
+            maps = torch.stack([augment.inverse(maps[g], g, layout) for g in range(len(maps))])
+        self.views_done += self.n_views
+        if self.on_view is not None:
+            self.on_view(self.views_done)
+        return maps[:, :, :h, :w]
+
+    def segment_tile(self, tile: np.ndarray) -> Instances:
+        method, config = self.model.method, self.model.config
+        maps = self.view_maps(tile)
+        if method.tta_merge == "fields":
+            found = method.postprocess(maps.mean(0), config)
+            if self.tta and hasattr(method, "view_agreement") and len(found):
+                found = found.with_scores(method.view_agreement(maps, found, config))
+            return found
+        sets = [method.postprocess(m, config) for m in maps]
+        return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
+
+
+def _as_model(model: Model | str | os.PathLike, device: str | torch.device) -> Model:
+    return model if isinstance(model, Model) else load(model, device=device)
+
+
+def _tiling(shape: tuple[int, int], tile: int | None, config: dict) -> tuple[int, int]:
+    if tile is None:
+        tile = max(shape) if shape[0] * shape[1] <= UNTILED_MAX_PIXELS else AUTO_TILE
+    if tile < 32:
+        raise ValueError(f"tile size {tile} is too small; use at least 64 pixels, or leave it on auto")
+    overlap = min(int(config.get("tile_overlap", 128)), tile // 2 - 1)
+    return tile, overlap
+
+
+def segment_frames(
+    image: np.ndarray,
+    model: Model | str | os.PathLike = "embedseg",
+    tta: bool = True,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    bf16: bool = False,
+) -> list[Instances]:
+    """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one Instances per frame.
+
+    `progress(done, total)` counts network passes: frames x tiles x TTA views.
+    """
+    frames = as_frames(np.asarray(image))
+    device = resolve_device(device)
+    model = _as_model(model, device)
+    predictor = Predictor(model, tta, device, bf16=bf16)
+    working = _working_shape(frames.shape[1:], model.config.get("working_size"))
+    tile, overlap = _tiling(working, tile if working == frames.shape[1:] else None, model.config)
+    total = len(frames) * len(plan_tiles(working, tile, overlap)) * predictor.n_views
+    if progress is not None:
+        predictor.on_view = lambda done: progress(done, total)
+    low, high = model.config.get("normalize_percentiles", (1.0, 99.8))
+    results = []
+    for frame in frames:
+        frame = normalize(frame, low, high)
+        working = _working_shape(frame.shape, model.config.get("working_size"))
+        if working == frame.shape:
+            results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap))
+            continue
+        small = resize(frame, working, order=1, anti_aliasing=True).astype(np.float32)
+        found = segment_tiled(small, predictor.segment_tile, tile, overlap)
+        results.append(found.resized(frame.shape))
+    return results
+
+
+def _working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
+    """Embryo models see whole frames at the scale they were trained at (longer side =
+    `working_size`); models without it (nuclei) work at the image's own resolution."""
+    if not working_size:
+        return shape
+    factor = working_size / max(shape)
+    return (max(16, round(shape[0] * factor)), max(16, round(shape[1] * factor)))
+
+
+def segment(
+    image: np.ndarray,
+    model: Model | str | os.PathLike = "embedseg",
+    tta: bool = True,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    bf16: bool = False,
+) -> Instances:
+    """Segment one 2D frame (H, W); see `segment_frames` for stacks."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] not in (3, 4):
+        raise ValueError(f"segment() takes one 2D frame; got shape {image.shape}. Use segment_frames() for stacks")
+    return segment_frames(image, model, tta=tta, tile=tile, device=device, progress=progress, bf16=bf16)[0]

@@ -1,0 +1,96 @@
+"""Tiling: segment images of any size with memory bounded by the tile.
+
+Tiles overlap by at least the largest object. Each tile keeps only the instances whose
+box centre lies in its core (the tile minus half the overlap on every inner side), so
+an object is reported by exactly one tile, the one that sees it whole. Instances of
+neighbouring tiles that still overlap at a seam (IoU >= 0.5) are merged, keeping the
+higher score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from blastoseg.instances import Instances
+
+
+@dataclass(frozen=True)
+class Tile:
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+    core: tuple[int, int, int, int]  # y0, x0, y1, x1 in image coordinates
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    count = int(np.ceil((length - tile) / stride)) + 1
+    # Spread the tiles evenly so the last one ends exactly at the border.
+    return [int(round(i * (length - tile) / (count - 1))) for i in range(count)]
+
+
+def plan_tiles(shape: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
+    """Overlapping tiles covering `shape`; cores partition the image."""
+    if overlap * 2 >= tile:
+        raise ValueError(f"tile overlap {overlap} must be less than half the tile size {tile}")
+    h, w = shape
+    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+
+    def cores(starts: list[int], length: int) -> list[tuple[int, int]]:
+        ends = [min(s + tile, length) for s in starts]
+        bounds = [0] + [(ends[i] + starts[i + 1]) // 2 for i in range(len(starts) - 1)] + [length]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    cy, cx = cores(ys, h), cores(xs, w)
+    return [
+        Tile(y, x, min(y + tile, h), min(x + tile, w), (cy[i][0], cx[j][0], cy[i][1], cx[j][1]))
+        for i, y in enumerate(ys)
+        for j, x in enumerate(xs)
+    ]
+
+
+def _in_core(instances: Instances, tile: Tile) -> np.ndarray:
+    cy = (instances.boxes[:, 0] + instances.boxes[:, 2]) / 2
+    cx = (instances.boxes[:, 1] + instances.boxes[:, 3]) / 2
+    y0, x0, y1, x1 = tile.core
+    return (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
+
+
+def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instances:
+    """Drop the lower-scored of any pair of instances with IoU >= threshold."""
+    if len(instances) < 2:
+        return instances
+    iou = instances.iou(instances)
+    np.fill_diagonal(iou, 0)
+    order = np.argsort(-instances.scores, kind="stable")
+    keep = np.ones(len(instances), bool)
+    for i in order:
+        # Visiting by falling score, a kept instance only suppresses weaker ones.
+        if keep[i]:
+            keep[iou[i] >= iou_threshold] = False
+    return instances[np.flatnonzero(keep)]
+
+
+def segment_tiled(
+    image: np.ndarray,
+    segment_tile: Callable[[np.ndarray], Instances],
+    tile: int,
+    overlap: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Instances:
+    """Run `segment_tile` on every tile of a 2D image and stitch the results."""
+    tiles = plan_tiles(image.shape, tile, overlap)
+    parts = []
+    for index, t in enumerate(tiles):
+        found = segment_tile(image[t.y0 : t.y1, t.x0 : t.x1]).shifted(t.y0, t.x0, image.shape)
+        parts.append(found[np.flatnonzero(_in_core(found, t))])
+        if progress is not None:
+            progress(index + 1, len(tiles))
+    return merge_duplicates(Instances.concatenate(parts, shape=image.shape))
+

@@ -1,0 +1,142 @@
+"""Training as a generator of progress events.
+
+`train()` yields a `TrainEvent` after every step, so a caller (the CLI's progress bar,
+napari's `thread_worker`) can show the loss, plot it and stop between steps by closing
+the generator. Adam with a poly learning rate over the budget (steps or minutes); the
+best model by validation AP is saved atomically after every validation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from blastoseg import checkpoint
+from blastoseg.checkpoint import Model
+from blastoseg.instances import Instances
+from blastoseg.training_data import Augmentation, PairSource, SyntheticSource, sample_batch
+
+
+@dataclass
+class TrainEvent:
+    step: int
+    fraction: float  # of the budget used
+    losses: dict[str, float]
+    elapsed: float  # seconds
+    eta: float  # seconds left
+    lr: float
+    validation: float | None = None  # AP_dsb@0.5 on the validation pairs, when just measured
+    best: float | None = None
+    saved: Path | None = None
+
+
+@dataclass
+class Budget:
+    """Steps, or minutes of wall clock; with clock="cpu", minutes of the process's CPU time
+    per torch thread, which other programs on the machine cannot eat into."""
+
+    steps: int | None = None
+    minutes: float | None = None
+    clock: str = "wall"
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.minutes is None):
+            raise ValueError("give a training budget as either a number of steps or of minutes")
+        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
+            raise ValueError("the training budget must be positive")
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        if self.steps is not None:
+            return min(step / self.steps, 1.0)
+        if self.clock == "cpu":
+            elapsed = time.process_time() / torch.get_num_threads()
+        return min(elapsed / (60 * self.minutes), 1.0)
+
+
+@dataclass
+class TrainOptions:
+    budget: Budget
+    batch: int = 8
+    lr: float = 5e-4
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    validate_every: int = 100  # steps
+    seed: int = 0
+    device: str = "auto"
+    description: str = ""  # training data and command, stored in the checkpoint
+
+
+def validate(model: Model, pairs: Sequence[tuple[np.ndarray, Instances]], device: torch.device) -> float:
+    """Mean AP_dsb@0.5 without TTA on the validation pairs (targets as the method sees them)."""
+    from blastoseg.metrics import ap_dsb
+    from blastoseg.predict import Predictor
+
+    model.net.eval()
+    predictor = Predictor(model, tta=False, device=device)
+    scores = []
+    for image, truth in pairs:
+        found = predictor.segment_tile(image)
+        scores.append(ap_dsb(found, truth if model.method.amodal else truth.visible(), 0.5))
+    model.__dict__.pop("_inference_nets", None)  # the weights change: drop the fused copy
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def train(
+    model: Model,
+    source: PairSource | SyntheticSource,
+    options: TrainOptions,
+    output: str | os.PathLike,
+    validation: Sequence[tuple[np.ndarray, Instances]] = (),
+) -> Generator[TrainEvent, None, Model]:
+    """Train `model` in place, yielding an event per step; returns the model at the end.
+
+    The best checkpoint (by validation, or the last one without validation pairs) is
+    written to `output` after every validation, so stopping early keeps it.
+    """
+    device = checkpoint.resolve_device(options.device)
+    rng = np.random.default_rng(options.seed)
+    torch.manual_seed(options.seed)
+    method, config = model.method, model.config
+    net = model.net.to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
+    best: float | None = None
+    start = time.perf_counter()
+    step, fraction = 0, 0.0
+    history: list[dict[str, float]] = []
+    while fraction < 1.0:
+        lr = options.lr * (1 - fraction) ** 0.9
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        images, instances = sample_batch(source, options.batch, options.augmentation, rng)
+        targets = method.collate([method.targets(inst, config) for inst in instances])
+        net.train()
+        raw = net(torch.from_numpy(images).to(device))
+        losses = method.loss(raw, targets, config)
+        optimiser.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimiser.step()
+        step += 1
+        elapsed = time.perf_counter() - start
+        fraction = options.budget.fraction(step, elapsed)
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        history.append(values)
+        event = TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, lr)
+        if step % options.validate_every == 0 or fraction >= 1.0:
+            score = validate(model, validation, device) if validation else -float(np.mean([h["total"] for h in history[-options.validate_every :]]))
+            event.validation = score if validation else None
+            if best is None or score >= best:
+                best = score
+                model.metadata.update(
+                    training={"description": options.description, "steps": step, "seconds": round(elapsed, 1),
+                              "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
+                              "validation_ap50": score if validation else None},
+                )
+                event.saved = checkpoint.save(model, output)
+            event.best = best
+        yield event
+    return model

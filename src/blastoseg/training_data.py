@@ -1,0 +1,129 @@
+"""Training samples: where annotated images come from, and their augmentation.
+
+Sources give normalised float32 images with their `Instances`: an endless stream of
+synthetic embryos, a dataset folder, or pairs handed over in memory (napari layers).
+`sample_batch` cuts random (object-centred) crops and applies D4, scale and intensity
+augmentation, keeping the instances exact.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.transform import resize
+
+from blastoseg import augment
+from blastoseg.instances import Instances
+from blastoseg.io import normalize
+
+Pair = tuple[np.ndarray, Instances]
+
+
+@dataclass
+class Augmentation:
+    crop: int = 256
+    scale_range: tuple[float, float] = (0.75, 1.33)
+    object_centred: float = 0.7  # chance that a crop is centred on an object
+    contrast_range: tuple[float, float] = (0.7, 1.3)
+    brightness: float = 0.1
+    noise: float = 0.03
+
+
+class PairSource:
+    """A fixed list of (image, instances) pairs, images normalised once."""
+
+    def __init__(self, pairs: Sequence[Pair]) -> None:
+        if not pairs:
+            raise ValueError("no annotated images to train on; annotate at least one image first")
+        self.pairs = [(normalize(np.asarray(img, np.float32)), inst) for img, inst in pairs]
+        if not any(len(inst) for _, inst in self.pairs):
+            raise ValueError("the annotations hold no instances; paint at least one cell before training")
+
+    def draw(self, rng: np.random.Generator) -> Pair:
+        return self.pairs[rng.integers(len(self.pairs))]
+
+
+class SyntheticSource:
+    """Endless synthetic embryos (or seed 002 shapes), generated on the fly."""
+
+    def __init__(self, kind: str = "embryo", size: int = 256) -> None:
+        if kind not in ("embryo", "shapes"):
+            raise ValueError(f"unknown synthetic kind {kind!r}; choose 'embryo' or 'shapes'")
+        self.kind, self.size = kind, size
+
+    def draw(self, rng: np.random.Generator) -> Pair:
+        from blastoseg import synth
+
+        if self.kind == "embryo":
+            sample = synth.synth_embryo((self.size, self.size), seed=rng)
+        else:
+            sample = synth.synth_shapes(size=self.size, seed=rng)
+        return normalize(sample.image), sample.instances
+
+
+def folder_source(folder: str | os.PathLike) -> PairSource:
+    from blastoseg.data import iter_dataset
+
+    return PairSource([(item.image, item.instances) for item in iter_dataset(folder)])
+
+
+def transform_instances(instances: Instances, g: int) -> Instances:
+    """Apply D4 element g (as `augment.transform`) to instances."""
+    h, w = instances.shape
+    boxes = instances.boxes.astype(np.int64).copy()
+    shape = (h, w)
+    for step in (["flip"] if g >= 4 else []) + ["rot"] * (g % 4):
+        y0, x0, y1, x1 = boxes.T.copy()
+        if step == "flip":
+            boxes = np.stack([y0, shape[1] - x1, y1, shape[1] - x0], 1)
+        else:  # (y, x) -> (W-1-x, y)
+            boxes = np.stack([shape[1] - x1, y0, shape[1] - x0, y1], 1)
+            shape = (shape[1], shape[0])
+    masks = tuple(augment.numpy_transform(m, g) for m in instances.masks)
+    return Instances(shape, boxes, masks, instances.scores, instances.depth)
+
+
+def _crop_window(shape: tuple[int, int], size: int, instances: Instances, aug: Augmentation, rng: np.random.Generator) -> tuple[int, int]:
+    h, w = shape
+    if len(instances) and rng.random() < aug.object_centred:
+        box = instances.boxes[rng.integers(len(instances))]
+        cy, cx = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+        y0, x0 = cy - size // 2 + rng.integers(-size // 4, size // 4 + 1), cx - size // 2 + rng.integers(-size // 4, size // 4 + 1)
+    else:
+        y0, x0 = rng.integers(0, max(h - size, 0) + 1), rng.integers(0, max(w - size, 0) + 1)
+    return int(np.clip(y0, 0, max(h - size, 0))), int(np.clip(x0, 0, max(w - size, 0)))
+
+
+def augmented_crop(image: np.ndarray, instances: Instances, aug: Augmentation, rng: np.random.Generator) -> Pair:
+    """One crop of side `aug.crop` with scale, D4 and intensity augmentation."""
+    scale = float(np.exp(rng.uniform(*np.log(aug.scale_range))))
+    size = max(int(round(aug.crop / scale)), 8)
+    h, w = image.shape
+    if h < size or w < size:  # pad small images; instances keep their coordinates
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        image = np.pad(image, ((0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "constant")
+        instances = instances.shifted(0, 0, image.shape)
+    y0, x0 = _crop_window(image.shape, size, instances, aug, rng)
+    crop = image[y0 : y0 + size, x0 : x0 + size]
+    inst = instances.cropped(y0, x0, y0 + size, x0 + size)
+    if size != aug.crop:
+        crop = resize(crop, (aug.crop, aug.crop), order=1, anti_aliasing=scale < 1).astype(np.float32)
+        inst = inst.resized((aug.crop, aug.crop))
+    g = int(rng.integers(augment.N_TRANSFORMS))
+    crop, inst = augment.numpy_transform(crop, g), transform_instances(inst, g)
+    crop = crop * rng.uniform(*aug.contrast_range) + rng.uniform(-aug.brightness, aug.brightness)
+    crop = crop + rng.normal(0, rng.uniform(0, aug.noise), crop.shape)
+    return crop.astype(np.float32), inst
+
+
+def sample_batch(source: PairSource | SyntheticSource, batch: int, aug: Augmentation, rng: np.random.Generator) -> tuple[np.ndarray, list[Instances]]:
+    """(B, 1, crop, crop) images and their instances."""
+    images, instances = [], []
+    for _ in range(batch):
+        img, inst = augmented_crop(*source.draw(rng), aug, rng)
+        images.append(img)
+        instances.append(inst)
+    return np.stack(images)[:, None], instances

@@ -1,0 +1,83 @@
+"""Checkpoints: round trip, refusal of pickles and foreign files, atomic writes, devices."""
+
+import pickle
+
+import pytest
+import torch
+
+from blastoseg import checkpoint
+from blastoseg.checkpoint import CheckpointError
+
+TINY = {"net_options": {"base": 4, "depth": 2, "full_res": 4}}
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    model = checkpoint.new_model("embedseg", TINY)
+    path = checkpoint.save(model, tmp_path / "tiny.safetensors", scores={"AP50": 0.5})
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.method.name == "embedseg"
+    assert loaded.config["net_options"] == TINY["net_options"]
+    assert loaded.metadata["scores"] == {"AP50": 0.5}
+    for (name, a), (_, b) in zip(model.net.state_dict().items(), loaded.net.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert len(loaded.sha256) == 64
+
+
+class _Evil:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_a_pickle_renamed_safetensors_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(pickle.dumps({"state": _Evil(marker)}))
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        checkpoint.load(path, device="cpu")
+    assert not marker.exists()
+
+
+def test_a_foreign_safetensors_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(CheckpointError, match="not a blastoseg checkpoint"):
+        checkpoint.load(path, device="cpu")
+
+
+def test_missing_model_names_the_known_ones(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model named"):
+        checkpoint.load(tmp_path / "nope.safetensors", device="cpu")
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    model = checkpoint.new_model("embedseg", TINY)
+    path = checkpoint.save(model, tmp_path / "m.safetensors")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(model, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_registry_lists_user_models(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint, "user_models_dir", lambda: tmp_path)
+    checkpoint.save(checkpoint.new_model("embedseg", TINY), tmp_path / "mine.safetensors")
+    assert checkpoint.list_models()["mine"] == tmp_path / "mine.safetensors"
+
+
+def test_devices():
+    assert checkpoint.resolve_device("cpu") == torch.device("cpu")
+    assert checkpoint.resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            checkpoint.resolve_device("cuda")

@@ -1,0 +1,57 @@
+"""`blastoseg train` and `blastoseg segment` end to end with a tiny model."""
+
+import json
+
+import numpy as np
+import tifffile
+
+from blastoseg import io
+from blastoseg.cli import main
+
+TINY = json.dumps({"net_options": {"base": 4, "depth": 2, "full_res": 4}, "offset_scale": 32.0})
+
+
+def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys):
+    model = tmp_path / "tiny.safetensors"
+    code = main(["train", "synthetic:embryo", "--steps", "3", "--batch", "2", "--crop", "64",
+                 "--validate-every", "3", "--config", TINY, "--device", "cpu", "-o", str(model)])
+    assert code == 0 and model.exists()
+    assert "saved" in capsys.readouterr().out
+
+    frame = (np.random.default_rng(0).random((48, 40)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "frame.tif", frame)
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([frame, frame, frame]))
+    out = tmp_path / "out"
+    code = main(["segment", str(tmp_path / "frame.tif"), str(tmp_path / "stack.tif"), "-m", str(model),
+                 "--no-tta", "--device", "cpu", "-o", str(out)])
+    assert code == 0
+    frames, provenance = io.read_amodal(out / "frame_amodal.tif")
+    assert len(frames) == 1 and frames[0].shape == (48, 40)
+    assert provenance["method"] == "embedseg" and len(provenance["model_sha256"]) == 64
+    stack_frames, _ = io.read_amodal(out / "stack_amodal.tif")
+    assert len(stack_frames) == 3
+    assert tifffile.imread(out / "stack_visible.tif").shape == (3, 48, 40)
+
+
+def test_fine_tuning_keeps_the_method_and_refuses_a_mismatch(tmp_path):
+    model = tmp_path / "a.safetensors"
+    assert main(["train", "synthetic:embryo", "--steps", "1", "--batch", "1", "--crop", "64", "--config", TINY,
+                 "--device", "cpu", "-o", str(model)]) == 0
+    tuned = tmp_path / "b.safetensors"
+    assert main(["train", "synthetic:embryo", "--steps", "1", "--batch", "1", "--crop", "64", "--init", str(model),
+                 "--device", "cpu", "-o", str(tuned)]) == 0
+    from blastoseg.checkpoint import read_metadata
+
+    assert read_metadata(tuned)["config"]["net_options"]["base"] == 4
+
+
+def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["segment", str(tmp_path / "missing.tif"), "-o", str(tmp_path)]) == 2
+    assert "no image file" in capsys.readouterr().err
+    (tmp_path / "x.tif").write_bytes(b"not a tiff")
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(b"\x80\x04garbage")
+    assert main(["segment", str(tmp_path / "x.tif"), "-m", str(fake), "-o", str(tmp_path / "o")]) == 2
+    assert "not a safetensors file" in capsys.readouterr().err
+    assert main(["train", "synthetic:embryo", "--steps", "1", "--config", "{oops", "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "JSON" in capsys.readouterr().err

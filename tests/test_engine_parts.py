@@ -1,0 +1,79 @@
+"""Lovasz hinge, medoids, tiling plans, TTA consensus."""
+
+import numpy as np
+import torch
+
+from blastoseg.consensus import consensus
+from blastoseg.instances import Instances
+from blastoseg.lovasz import lovasz_hinge
+from blastoseg.medoid import EXACT_LIMIT, instance_centres, medoid
+from blastoseg.tiling import merge_duplicates, plan_tiles
+
+
+def test_lovasz_hinge_is_zero_for_confident_right_answers_and_grows_with_errors():
+    truth = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert lovasz_hinge(torch.tensor([[2.0, 2.0, -2.0, -2.0]]), truth).item() == 0.0
+    # one false positive with margin error 2: Jaccard of the first error step is 1/3 -> loss 2/3
+    loss = lovasz_hinge(torch.tensor([[2.0, 2.0, 1.0, -2.0]]), truth).item()
+    assert np.isclose(loss, 2 * (1 - 2 / 3))
+    worse = lovasz_hinge(torch.tensor([[-1.0, 2.0, 1.0, -2.0]]), truth).item()
+    assert worse > loss
+
+
+def test_medoid_exact_and_inside_a_c_shape():
+    ring = np.argwhere(np.hypot(*np.mgrid[-10:11, -10:11]) >= 7)
+    ring = ring[(ring[:, 1] < 14)]  # a C: the centroid lies outside
+    m = medoid(ring)
+    assert any((ring == m).all(1))
+    brute = ring[np.argmin([np.hypot(*(ring - p).T).sum() for p in ring])]
+    assert np.array_equal(m, brute)
+
+
+def test_large_medoid_approximation_is_close_to_exact():
+    disk = np.argwhere(np.hypot(*np.mgrid[-40:41, -40:41]) <= 40)
+    assert len(disk) > EXACT_LIMIT
+    assert np.abs(medoid(disk) - np.array([40, 40])).max() <= 1
+
+
+def test_instance_centres_modes():
+    labels = np.zeros((20, 20), int)
+    labels[2:6, 2:12] = 1
+    inst = Instances.from_label_image(labels)
+    assert np.allclose(instance_centres(inst, "centroid"), [[3.5, 6.5]])
+    assert instance_centres(inst, "medoid")[0][0] in (3, 4)
+
+
+def test_tile_cores_partition_the_image():
+    for shape, tile, overlap in [((100, 130), 64, 16), ((64, 64), 64, 16), ((1000, 257), 256, 64)]:
+        count = np.zeros(shape, int)
+        for t in plan_tiles(shape, tile, overlap):
+            count[t.core[0] : t.core[2], t.core[1] : t.core[3]] += 1
+            assert t.y1 - t.y0 <= tile and t.x1 - t.x0 <= tile
+            assert t.y0 <= t.core[0] and t.core[2] <= t.y1
+        assert (count == 1).all()
+
+
+def _square(shape, y, x, s, score=1.0):
+    m = np.zeros(shape, bool)
+    m[y : y + s, x : x + s] = True
+    return m
+
+
+def test_merge_duplicates_keeps_the_best_scored():
+    stack = np.stack([_square((20, 20), 2, 2, 6), _square((20, 20), 2, 3, 6), _square((20, 20), 12, 12, 4)])
+    inst = Instances.from_mask_stack(stack, scores=[0.5, 0.9, 0.7])
+    kept = merge_duplicates(inst)
+    assert np.allclose(sorted(kept.scores), [0.7, 0.9])
+
+
+def test_consensus_votes_and_majority_mask():
+    shape = (20, 20)
+    a = _square(shape, 2, 2, 6)
+    b = _square(shape, 2, 3, 6)  # IoU with a = 30/42
+    lonely = _square(shape, 14, 14, 3)
+    sets = [Instances.from_mask_stack(np.stack([a]))] * 3 + [Instances.from_mask_stack(np.stack([b, lonely]))] * 2
+    sets += [Instances.empty(shape)] * 3
+    merged = consensus(sets, min_votes=4)
+    assert len(merged) == 1  # the lonely square is found in only 2 of 8 views
+    assert np.array_equal(merged.mask(0), a)  # 3 of 5 votes for a's pixels
+    assert np.isclose(merged.scores[0], 5 / 8)

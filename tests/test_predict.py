@@ -1,0 +1,77 @@
+"""segment(): tiling gives the untiled result, TTA runs, stacks go frame by frame."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from blastoseg.augment import FieldLayout
+from blastoseg.checkpoint import Model, new_model
+from blastoseg.instances import Instances
+from blastoseg.predict import segment, segment_frames
+
+
+class Threshold:
+    """A local method (no receptive field): the tiling logic is then all that can differ."""
+
+    name, amodal, tta_merge, layout = "threshold", False, "fields", FieldLayout()
+
+    def activate(self, raw, config):
+        return raw
+
+    def postprocess(self, maps, config):
+        labels, _ = ndimage.label(maps[0].numpy() > 0.5)
+        return Instances.from_label_image(labels)
+
+
+class Identity(torch.nn.Module):
+    multiple = 1
+
+    def forward(self, x):
+        return x
+
+
+def blobs(shape, n, seed):
+    rng = np.random.default_rng(seed)
+    image = np.zeros(shape, np.float32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for _ in range(n):
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        a, b = rng.uniform(4, 14, 2)
+        image[((yy - cy) / a) ** 2 + ((xx - cx) / b) ** 2 <= 1] = 1.0
+    image[0, 0] = -1  # keeps percentile normalisation from stretching the blobs
+    return image
+
+
+def test_an_image_four_tiles_wide_matches_untiled_processing():
+    model = Model(Threshold(), {"tile_overlap": 40, "normalize_percentiles": (0, 100)}, Identity())
+    image = blobs((256, 256), 60, seed=1)
+    whole = segment(image, model, tta=False, tile=None, device="cpu")
+    tiled = segment(image, model, tta=False, tile=96, device="cpu")
+    assert len(whole) == len(tiled) > 20
+    iou = whole.iou(tiled)
+    assert (iou.max(1) >= 0.95).all() and (iou.max(0) >= 0.95).all()
+
+
+def test_tta_with_an_invariant_method_changes_nothing():
+    model = Model(Threshold(), {"normalize_percentiles": (0, 100)}, Identity())
+    image = blobs((70, 90), 8, seed=2)
+    plain = segment(image, model, tta=False, device="cpu")
+    tta = segment(image, model, tta=True, device="cpu")
+    assert plain.visible_labels().tolist() == tta.visible_labels().tolist()
+
+
+def test_progress_counts_frames_tiles_and_views():
+    model = new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}})
+    calls = []
+    found = segment_frames(np.random.rand(3, 40, 40), model, tta=True, device="cpu", progress=lambda d, t: calls.append((d, t)))
+    assert len(found) == 3 and all(f.shape == (40, 40) for f in found)
+    assert calls[-1] == (24, 24)
+
+
+def test_segment_refuses_stacks_and_bad_shapes():
+    model = new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}})
+    with pytest.raises(ValueError, match="segment_frames"):
+        segment(np.zeros((2, 32, 32)), model, device="cpu")
+    with pytest.raises(ValueError, match="shape"):
+        segment_frames(np.zeros((2, 3, 32, 32, 2)), model, device="cpu")
