@@ -139,7 +139,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
     t.add_argument("--minutes", type=float, default=30)
-    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall or per-thread CPU minutes")
+    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-3)

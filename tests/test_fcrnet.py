@@ -140,6 +140,7 @@ def test_affinity_tta_of_permuted_transformed_views_equals_the_single_view():
     assert np.allclose(merged.scores, 1.0)
     assert _same(METHOD.merge_views(views, {**config, "tta": "instances"}), truth)
     assert METHOD.tta_merge_for(config) == "fields" and METHOD.tta_merge_for({"tta": "instances"}) == "instances"
+    assert METHOD.tta_merge == METHOD.tta_merge_for(CONFIG)  # predict reads the class attribute
 
 
 def test_tiny_model_trains_and_segments(tmp_path):

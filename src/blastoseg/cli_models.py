@@ -94,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.steps is not None:
         budget = Budget(steps=args.steps)
     else:
-        budget = Budget(minutes=args.minutes)
+        budget = Budget(minutes=args.minutes, clock=args.clock)
     import json
 
     try:
@@ -139,6 +139,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget (default 10)")
     budget.add_argument("--epochs", type=float, default=None, help="passes over the data (an epoch: 8 crops per image; 1000 images for synthetic data)")
     budget.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="count --minutes on the wall clock or as the process's CPU time (fair on a shared machine)")
     p.add_argument("--init", default=None, help="fine-tune this model (name or path) instead of starting from scratch")
     p.add_argument("--config", default=None, help="method settings as JSON, e.g. '{\"offset_scale\": 128}'")
     p.add_argument("--resume", action="store_true", help="continue training the checkpoint at -o")

@@ -39,13 +39,15 @@ class TrainEvent:
 @dataclass
 class Budget:
     """Steps, or minutes of wall clock; with clock="cpu", minutes of the process's CPU time
-    per torch thread, which other programs on the machine cannot eat into."""
+    (all threads together), which other programs on the machine cannot eat into and which
+    never exceeds the wall-clock minutes of a run that keeps at least one core busy."""
 
     steps: int | None = None
     minutes: float | None = None
     clock: str = "wall"
 
     def __post_init__(self) -> None:
+        self._cpu_start = time.process_time()
         if (self.steps is None) == (self.minutes is None):
             raise ValueError("give a training budget as either a number of steps or of minutes")
         if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
@@ -55,7 +57,7 @@ class Budget:
         if self.steps is not None:
             return min(step / self.steps, 1.0)
         if self.clock == "cpu":
-            elapsed = time.process_time() / torch.get_num_threads()
+            elapsed = time.process_time() - self._cpu_start
         return min(elapsed / (60 * self.minutes), 1.0)
 
 
@@ -113,10 +115,12 @@ def train(
         for group in optimiser.param_groups:
             group["lr"] = lr
         images, instances = sample_batch(source, options.batch, options.augmentation, rng)
-        targets = method.collate([method.targets(inst, config) for inst in instances])
+        # A method with a schedule over training (FCRNet's alpha) sees where training is.
+        step_config = method.on_progress(config, fraction) if hasattr(method, "on_progress") else config
+        targets = method.collate([method.targets(inst, step_config) for inst in instances])
         net.train()
         raw = net(torch.from_numpy(images).to(device))
-        losses = method.loss(raw, targets, config)
+        losses = method.loss(raw, targets, step_config)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()
