@@ -21,6 +21,7 @@ import tifffile
 
 from blastoseg.instances import Instances
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dsb2018"
 
 
@@ -74,33 +75,10 @@ def held_out(data: Path = DATA) -> list[tuple[str, np.ndarray, Instances]]:
 
 def cmd_tune(args: argparse.Namespace) -> None:
     """Pick the seed and foreground thresholds on the held-out training images (never the test split)."""
-    import torch
+    from tuning import tune_thresholds
 
-    from blastoseg import checkpoint
-    from blastoseg.io import normalize
-    from blastoseg.metrics import ap_dsb
-    from blastoseg.predict import Predictor
-
-    model = checkpoint.load(args.model, device=args.device)
-    items = held_out()
-    predictor = Predictor(model, args.tta, checkpoint.resolve_device(args.device))
-    # The network runs once per image; only the post-processing changes over the grid.
-    maps = [predictor.view_maps(normalize(img)).mean(0) for _, img, _ in items]
-    grid = [(s, f) for s in (0.5, 0.6, 0.7, 0.8, 0.9) for f in (0.4, 0.5)]
-    results = {}
-    for seed_t, fg_t in grid:
-        config = {**model.config, "seed_threshold": seed_t, "foreground_threshold": fg_t}
-        with torch.inference_mode():
-            scores = [np.mean([ap_dsb(model.method.postprocess(m, config), gt, t) for t in (0.5, 0.6, 0.7, 0.8, 0.9)])
-                      for m, (_, _, gt) in zip(maps, items)]
-        results[f"{seed_t},{fg_t}"] = round(float(np.mean(scores)), 4)
-        print(json.dumps({"seed_threshold": seed_t, "foreground_threshold": fg_t, "mean_AP_0.5_0.9": results[f"{seed_t},{fg_t}"]}), flush=True)
-    best = max(results, key=results.get)
-    seed_t, fg_t = (float(v) for v in best.split(","))
-    model.config.update(seed_threshold=seed_t, foreground_threshold=fg_t)
-    model.metadata["tuning"] = {"held_out_images": len(items), "tta": args.tta, "grid_mean_AP_0.5_0.9": results}
-    checkpoint.save(model, model.path)
-    print(json.dumps({"chosen": {"seed_threshold": seed_t, "foreground_threshold": fg_t}, "score": results[best]}))
+    items = [(image, truth) for _, image, truth in held_out()]
+    tune_thresholds(args.model, items, args.tta, args.device, "DSB2018 train split, the 15% held out from training")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

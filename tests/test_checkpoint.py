@@ -81,3 +81,13 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             checkpoint.resolve_device("cuda")
+
+
+def test_saved_checkpoints_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    path = checkpoint.save(checkpoint.new_model("embedseg", TINY), tmp_path / "shared.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

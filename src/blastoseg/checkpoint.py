@@ -131,9 +131,9 @@ def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise survive the rename
     try:
         save_file(state, tmp, metadata=header)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise survive the rename
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
