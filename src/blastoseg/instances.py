@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from blastoseg.boxes import overlapping_pairs
+
 Box = tuple[int, int, int, int]
 
 
@@ -266,9 +268,11 @@ class Instances:
     # ------------------------------------------------------------------ packing
     def overlap_graph(self) -> list[set[int]]:
         """Adjacency sets: j in graph[i] when the amodal masks of i and j share a pixel."""
-        inter = self._intersections(self)
-        np.fill_diagonal(inter, 0)
-        return [set(np.flatnonzero(row).tolist()) for row in inter]
+        graph: list[set[int]] = [set() for _ in range(len(self))]
+        for i, j, count in zip(*(v.tolist() for v in self.intersections(self))):
+            if count and i != j:
+                graph[i].add(j)
+        return graph
 
     def plane_assignment(self) -> np.ndarray:
         """(N,) plane index per instance from greedy (largest-first) colouring of the overlap graph."""
@@ -332,22 +336,23 @@ class Instances:
         return self.shifted(-y0, -x0, (y1 - y0, x1 - x0))
 
     # ------------------------------------------------------------------ comparing
-    def _intersections(self, other: Instances) -> np.ndarray:
+    def intersections(self, other: Instances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sparse (i, j, pixels shared) for every pair of self[i], other[j] whose boxes overlap."""
         a, b = self.boxes, other.boxes
-        inter = np.zeros((len(a), len(b)), np.int64)
-        if len(a) == 0 or len(b) == 0:
-            return inter
-        y0 = np.maximum(a[:, None, 0], b[None, :, 0])
-        x0 = np.maximum(a[:, None, 1], b[None, :, 1])
-        y1 = np.minimum(a[:, None, 2], b[None, :, 2])
-        x1 = np.minimum(a[:, None, 3], b[None, :, 3])
-        for i, j in zip(*np.nonzero((y1 > y0) & (x1 > x0))):
-            ya, xa = a[i, 0], a[i, 1]
-            yb, xb = b[j, 0], b[j, 1]
-            sy, sx = slice(y0[i, j], y1[i, j]), slice(x0[i, j], x1[i, j])
-            ma = self.masks[i][sy.start - ya : sy.stop - ya, sx.start - xa : sx.stop - xa]
-            mb = other.masks[j][sy.start - yb : sy.stop - yb, sx.start - xb : sx.stop - xb]
-            inter[i, j] = np.count_nonzero(ma & mb)
+        rows, cols = overlapping_pairs(a, b)
+        counts = np.zeros(len(rows), np.int64)
+        for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist())):
+            y0, x0 = max(a[i, 0], b[j, 0]), max(a[i, 1], b[j, 1])
+            y1, x1 = min(a[i, 2], b[j, 2]), min(a[i, 3], b[j, 3])
+            ma = self.masks[i][y0 - a[i, 0] : y1 - a[i, 0], x0 - a[i, 1] : x1 - a[i, 1]]
+            mb = other.masks[j][y0 - b[j, 0] : y1 - b[j, 0], x0 - b[j, 1] : x1 - b[j, 1]]
+            counts[k] = np.count_nonzero(ma & mb)
+        return rows, cols, counts
+
+    def _intersections(self, other: Instances) -> np.ndarray:
+        inter = np.zeros((len(self), len(other)), np.int64)
+        rows, cols, counts = self.intersections(other)
+        inter[rows, cols] = counts
         return inter
 
     def iou(self, other: Instances) -> np.ndarray:

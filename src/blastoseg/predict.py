@@ -127,7 +127,7 @@ def segment_frames(
     predictor = Predictor(model, tta, device, bf16=bf16)
     working = _working_shape(frames.shape[1:], model.config.get("working_size"))
     tile, overlap = _tiling(working, tile if working == frames.shape[1:] else None, model.config)
-    total = len(frames) * len(plan_tiles(working, tile, overlap)) * predictor.n_views
+    total = len(frames) * len(plan_tiles(working, tile, overlap, predictor.multiple)) * predictor.n_views
     if progress is not None:
         predictor.on_view = lambda done: progress(done, total)
     low, high = model.config.get("normalize_percentiles", (1.0, 99.8))
@@ -136,10 +136,10 @@ def segment_frames(
         frame = normalize(frame, low, high)
         working = _working_shape(frame.shape, model.config.get("working_size"))
         if working == frame.shape:
-            results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap))
+            results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap, multiple=predictor.multiple))
             continue
         small = resize(frame, working, order=1, anti_aliasing=True).astype(np.float32)
-        found = segment_tiled(small, predictor.segment_tile, tile, overlap)
+        found = segment_tiled(small, predictor.segment_tile, tile, overlap, multiple=predictor.multiple)
         results.append(found.resized(frame.shape))
     return results
 

@@ -26,30 +26,35 @@ class Tile:
     core: tuple[int, int, int, int]  # y0, x0, y1, x1 in image coordinates
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _starts(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[list[int], int]:
+    """Tile starts along one axis and the tile length actually used.
+
+    The fewest tiles that cover `length` are made just long enough to meet with exactly
+    `overlap`, so the redundant work is the overlap and no more.
+    """
     if length <= tile:
-        return [0]
-    stride = tile - overlap
-    count = int(np.ceil((length - tile) / stride)) + 1
-    # Spread the tiles evenly so the last one ends exactly at the border.
-    return [int(round(i * (length - tile) / (count - 1))) for i in range(count)]
+        return [0], length
+    count = int(np.ceil((length - overlap) / (tile - overlap)))
+    size = int(np.ceil((length - overlap) / count)) + overlap
+    size = min(-(-size // multiple) * multiple, tile)  # the network pads to a multiple anyway
+    return [min(i * (size - overlap), length - size) for i in range(count)], size
 
 
-def plan_tiles(shape: tuple[int, int], tile: int, overlap: int) -> list[Tile]:
+def plan_tiles(shape: tuple[int, int], tile: int, overlap: int, multiple: int = 1) -> list[Tile]:
     """Overlapping tiles covering `shape`; cores partition the image."""
     if overlap * 2 >= tile:
         raise ValueError(f"tile overlap {overlap} must be less than half the tile size {tile}")
     h, w = shape
-    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    (ys, th), (xs, tw) = _starts(h, tile, overlap, multiple), _starts(w, tile, overlap, multiple)
 
-    def cores(starts: list[int], length: int) -> list[tuple[int, int]]:
-        ends = [min(s + tile, length) for s in starts]
+    def cores(starts: list[int], length: int, size: int) -> list[tuple[int, int]]:
+        ends = [min(s + size, length) for s in starts]
         bounds = [0] + [(ends[i] + starts[i + 1]) // 2 for i in range(len(starts) - 1)] + [length]
         return list(zip(bounds[:-1], bounds[1:]))
 
-    cy, cx = cores(ys, h), cores(xs, w)
+    cy, cx = cores(ys, h, th), cores(xs, w, tw)
     return [
-        Tile(y, x, min(y + tile, h), min(x + tile, w), (cy[i][0], cx[j][0], cy[i][1], cx[j][1]))
+        Tile(y, x, min(y + th, h), min(x + tw, w), (cy[i][0], cx[j][0], cy[i][1], cx[j][1]))
         for i, y in enumerate(ys)
         for j, x in enumerate(xs)
     ]
@@ -66,14 +71,20 @@ def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instan
     """Drop the lower-scored of any pair of instances with IoU >= threshold."""
     if len(instances) < 2:
         return instances
-    iou = instances.iou(instances)
-    np.fill_diagonal(iou, 0)
+    # Sparse: only instances whose boxes overlap are compared, so 60k nuclei cost seconds.
+    rows, cols, inter = instances.intersections(instances)
+    areas = instances.areas()
+    union = areas[rows] + areas[cols] - inter
+    duplicate = (rows != cols) & (inter >= iou_threshold * np.maximum(union, 1))
+    neighbours: list[list[int]] = [[] for _ in range(len(instances))]
+    for i, j in zip(rows[duplicate].tolist(), cols[duplicate].tolist()):
+        neighbours[i].append(j)
     order = np.argsort(-instances.scores, kind="stable")
     keep = np.ones(len(instances), bool)
     for i in order:
         # Visiting by falling score, a kept instance only suppresses weaker ones.
         if keep[i]:
-            keep[iou[i] >= iou_threshold] = False
+            keep[neighbours[i]] = False
     return instances[np.flatnonzero(keep)]
 
 
@@ -83,9 +94,10 @@ def segment_tiled(
     tile: int,
     overlap: int,
     progress: Callable[[int, int], None] | None = None,
+    multiple: int = 1,
 ) -> Instances:
     """Run `segment_tile` on every tile of a 2D image and stitch the results."""
-    tiles = plan_tiles(image.shape, tile, overlap)
+    tiles = plan_tiles(image.shape, tile, overlap, multiple)
     parts = []
     for index, t in enumerate(tiles):
         found = segment_tile(image[t.y0 : t.y1, t.x0 : t.x1]).shifted(t.y0, t.x0, image.shape)

@@ -137,18 +137,27 @@ class EmbedSeg:
         candidates = torch.argsort(seeds, descending=True)
         candidates = candidates[seeds[candidates] >= config["seed_threshold"]]
         unclustered = torch.ones(fg_index.numel(), dtype=torch.bool)
+        # A pixel's embedding lies within offset_scale of it, and phi > 0.5 needs the
+        # embedding within sqrt(2 ln 2) sigma of the centre: pixels farther than the sum
+        # (in rows) cannot join. fg_index is in raster order, so the rest is one slice.
+        rows = yx[0].contiguous()
         scores = []
         for best in candidates.tolist():
             if not unclustered[best]:
                 continue
-            d2 = (((emb - emb[:, best : best + 1]) / sigma[:, best : best + 1]) ** 2).sum(0) / 2
+            centre = emb[:, best : best + 1]
+            reach = float(config["offset_scale"]) + 1.1775 * float(sigma[0, best]) + 1
+            lo = int(torch.searchsorted(rows, centre[0, 0] - reach))
+            hi = int(torch.searchsorted(rows, centre[0, 0] + reach, right=True))
+            d2 = (((emb[:, lo:hi] - centre) / sigma[:, best : best + 1]) ** 2).sum(0) / 2
             proposal = d2 < np.log(2.0)  # phi > 0.5
-            proposal[best] = True
+            proposal[best - lo] = True  # the seed's own row is within reach of its embedding
+            free = proposal & unclustered[lo:hi]
             size = int(proposal.sum())
-            if size >= config["min_size"] and int((proposal & unclustered).sum()) > size // 2:
+            if size >= config["min_size"] and int(free.sum()) > size // 2:
                 scores.append(float(seeds[best]))
-                labels[fg_index[proposal & unclustered]] = len(scores)
-            unclustered &= ~proposal
+                labels[fg_index[lo:hi][free]] = len(scores)
+            unclustered[lo:hi] &= ~proposal
         return Instances.from_label_image(labels.reshape(h, w).numpy(), scores=np.array(scores, np.float32))
 
     def view_agreement(self, views: torch.Tensor, instances: Instances, config: Config) -> np.ndarray:
