@@ -103,7 +103,7 @@ def _tiling(shape: tuple[int, int], tile: int | None, config: dict) -> tuple[int
     if tile is None:
         tile = max(shape) if shape[0] * shape[1] <= UNTILED_MAX_PIXELS else AUTO_TILE
     if tile < 32:
-        raise ValueError(f"tile size {tile} is too small; use at least 64 pixels, or leave it on auto")
+        raise ValueError(f"tile size {tile} is too small; use at least 32 pixels, or leave it on auto")
     overlap = min(int(config.get("tile_overlap", 128)), tile // 2 - 1)
     return tile, overlap
 
