@@ -182,7 +182,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
     t.add_argument("--minutes", type=float, default=30)
-    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall or per-thread CPU minutes")
+    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
     t.add_argument("--colours", type=int, default=4, help="K, background included (paper's ablation: 3, 4, 10)")
     t.add_argument("--tta", choices=("affinity", "instances"), default="instances", help="TTA merge stored in the model")
     t.add_argument("--min-size", type=int, default=8)

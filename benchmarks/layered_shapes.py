@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--init", default=None, help="start training from this checkpoint")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall or per-thread CPU minutes")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
     parser.add_argument("--validate-every", type=int, default=200)
     parser.add_argument("--val-images", type=int, default=16)
     parser.add_argument("--tta", action="store_true", help="evaluate with 8-fold TTA (8x slower)")

@@ -124,6 +124,7 @@ def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**model.metadata, **extra_metadata}
     meta.update(format=FORMAT, method=model.method.name, config=model.config, blastoseg_version=__version__)
+    meta.setdefault("normalisation", {"percentiles": list(model.config.get("normalize_percentiles", (1.0, 99.8)))})
     meta.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     header = {key: json.dumps(value) for key, value in meta.items()}
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
