@@ -84,14 +84,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         f"command: python benchmarks/fcrnet_dsb.py train {' '.join(sys.argv[2:])}",
     )
     method = model.method
-    model.config.update(method.on_progress(model.config, 0.0))
+    # train.py applies the alpha schedule through `method.on_progress`; here it is only logged.
     for event in train(model, source, options, args.output, validation=val):
-        # train() reads model.config at every step, so updating it in place applies the
-        # alpha schedule even before train.py calls `on_progress` itself (then it is a no-op).
-        model.config.update(method.on_progress(model.config, event.fraction))
         if event.step % 20 == 0 or event.validation is not None:
+            alpha = method.on_progress(model.config, event.fraction)["train_alpha"]
             print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
-                              "alpha": model.config["train_alpha"], **{k: round(v, 4) for k, v in event.losses.items()},
+                              "alpha": alpha, **{k: round(v, 4) for k, v in event.losses.items()},
                               "val_ap50": event.validation, "best": event.best}), flush=True)
 
 

@@ -22,7 +22,7 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     from blastoseg import checkpoint
     from blastoseg.io import normalize
     from blastoseg.metrics import ap_dsb
-    from blastoseg.predict import Predictor, _working_shape
+    from blastoseg.predict import Predictor, working_shape
     from skimage.transform import resize
 
     model = checkpoint.load(model_path, device=device)
@@ -30,7 +30,7 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     maps, truths = [], []
     for image, truth in items:
         frame = normalize(np.asarray(image, np.float32))
-        working = _working_shape(frame.shape, model.config.get("working_size"))
+        working = working_shape(frame.shape, model.config.get("working_size"))
         if working != frame.shape:
             frame = resize(frame, working, order=1, anti_aliasing=True).astype(np.float32)
             truth = truth.resized(working)

@@ -125,7 +125,7 @@ def segment_frames(
     device = resolve_device(device)
     model = _as_model(model, device)
     predictor = Predictor(model, tta, device, bf16=bf16)
-    working = _working_shape(frames.shape[1:], model.config.get("working_size"))
+    working = working_shape(frames.shape[1:], model.config.get("working_size"))
     tile, overlap = _tiling(working, tile if working == frames.shape[1:] else None, model.config)
     total = len(frames) * len(plan_tiles(working, tile, overlap, predictor.multiple)) * predictor.n_views
     if progress is not None:
@@ -134,7 +134,7 @@ def segment_frames(
     results = []
     for frame in frames:
         frame = normalize(frame, low, high)
-        working = _working_shape(frame.shape, model.config.get("working_size"))
+        working = working_shape(frame.shape, model.config.get("working_size"))
         if working == frame.shape:
             results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap, multiple=predictor.multiple))
             continue
@@ -144,7 +144,7 @@ def segment_frames(
     return results
 
 
-def _working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
+def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
     """Embryo models see whole frames at the scale they were trained at (longer side =
     `working_size`); models without it (nuclei) work at the image's own resolution."""
     if not working_size:
