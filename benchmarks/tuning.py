@@ -20,9 +20,9 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     import torch
 
     from blastoseg import checkpoint
-    from blastoseg.io import normalize
+    from blastoseg.io import normalize, working_shape
     from blastoseg.metrics import ap_dsb
-    from blastoseg.predict import Predictor, working_shape
+    from blastoseg.predict import Predictor
     from skimage.transform import resize
 
     model = checkpoint.load(model_path, device=device)

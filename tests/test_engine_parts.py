@@ -93,3 +93,21 @@ def test_overlapping_pairs_match_brute_force():
         np.maximum(a[:, None, 1], b[None, :, 1]) < np.minimum(a[:, None, 3], b[None, :, 3]))
     assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(*(v.tolist() for v in np.nonzero(brute))))
     assert len(overlapping_pairs(a[:0], b)[0]) == 0
+
+
+def test_training_pairs_are_brought_to_the_models_working_size():
+    from blastoseg.training_data import PairSource, SyntheticSource, to_working_size
+
+    image = np.zeros((400, 200), np.float32)
+    image[100:300, 50:150] = 1.0
+    truth = Instances.from_label_image((image > 0).astype(np.int32))
+    small, inst = to_working_size(image, truth, 100)
+    assert small.shape == inst.shape == (100, 50)
+    assert abs(int(inst.areas()[0]) - 50 * 25) <= 60  # the object shrinks with the frame (to a pixel at the edges)
+    assert to_working_size(image, truth, None)[0] is image
+    source = PairSource([(image, truth)]).at_working_size(100)
+    assert source.pairs[0][0].shape == (100, 50) and source.pairs[0][1].areas()[0] == inst.areas()[0]
+    rng = np.random.default_rng(0)
+    assert SyntheticSource("embryo", 256).at_working_size(128).draw(rng)[0].shape == (128, 128)
+    shapes, truth = SyntheticSource("shapes", 256).at_working_size(128).draw(rng)
+    assert shapes.shape == truth.shape == (128, 128)

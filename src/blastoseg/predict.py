@@ -3,7 +3,9 @@
 The 8 dihedral views of a tile run as one batch. Their raw maps are turned back (vector
 channels as vectors) and then merged by the method's rule: "fields" averages the maps
 and post-processes once; "instances" post-processes every view and keeps the
-consensus. Every instance's score is the agreement between the views.
+consensus. Every instance's score is the agreement between the views. A method with a
+`detect` hook (a detector) gives instances per view directly; they are turned back and
+merged by the same consensus.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from blastoseg import augment
 from blastoseg.checkpoint import Model, load, resolve_device
 from blastoseg.consensus import consensus
 from blastoseg.instances import Instances
-from blastoseg.io import as_frames, normalize
+from blastoseg.io import as_frames, normalize, working_shape
 from blastoseg.nets.unet import fuse_batchnorm
 from blastoseg.tiling import plan_tiles, segment_tiled
+from blastoseg.training_data import transform_instances
 
 Progress = Callable[[int, int], None]
 UNTILED_MAX_PIXELS = 1024 * 1024
@@ -83,15 +86,36 @@ class Predictor:
             self.on_view(self.views_done)
         return maps[:, :, :h, :w]
 
+    def view_instances(self, tile: np.ndarray) -> list[Instances]:
+        """Instances found by a method's `detect` hook in each view, turned back to the tile's frame."""
+        h, w = tile.shape
+        padded = torch.from_numpy(_pad(tile, self.multiple, square=self.tta)).float()[None, None]
+        views = augment.all_views(padded) if self.tta else padded
+        chunk = 8 if padded.shape[-1] <= 512 else 2
+        found: list[Instances] = []
+        for i in range(0, len(views), chunk):
+            batch = views[i : i + chunk].to(self.device).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                found += self.model.method.detect(self.net, batch, self.model.config)
+        self.views_done += self.n_views
+        if self.on_view is not None:
+            self.on_view(self.views_done)
+        # Every D4 reflection is its own inverse; a quarter turn k is undone by 4 - k.
+        undo = [g if g >= 4 else (4 - g) % 4 for g in range(len(found))]
+        return [transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
+
     def segment_tile(self, tile: np.ndarray) -> Instances:
         method, config = self.model.method, self.model.config
-        maps = self.view_maps(tile)
-        if method.tta_merge == "fields":
-            found = method.postprocess(maps.mean(0), config)
-            if self.tta and hasattr(method, "view_agreement") and len(found):
-                found = found.with_scores(method.view_agreement(maps, found, config))
-            return found
-        sets = [method.postprocess(m, config) for m in maps]
+        if hasattr(method, "detect"):
+            sets = self.view_instances(tile)
+        else:
+            maps = self.view_maps(tile)
+            if method.tta_merge == "fields":
+                found = method.postprocess(maps.mean(0), config)
+                if self.tta and hasattr(method, "view_agreement") and len(found):
+                    found = found.with_scores(method.view_agreement(maps, found, config))
+                return found
+            sets = [method.postprocess(m, config) for m in maps]
         return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
 
 
@@ -142,15 +166,6 @@ def segment_frames(
         found = segment_tiled(small, predictor.segment_tile, tile, overlap, multiple=predictor.multiple)
         results.append(found.resized(frame.shape))
     return results
-
-
-def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
-    """Embryo models see whole frames at the scale they were trained at (longer side =
-    `working_size`); models without it (nuclei) work at the image's own resolution."""
-    if not working_size:
-        return shape
-    factor = working_size / max(shape)
-    return (max(16, round(shape[0] * factor)), max(16, round(shape[1] * factor)))
 
 
 def segment(

@@ -3,11 +3,15 @@
 `train()` yields a `TrainEvent` after every step, so a caller (the CLI's progress bar,
 napari's `thread_worker`) can show the loss, plot it and stop between steps by closing
 the generator. Adam with a poly learning rate over the budget (steps or minutes); the
-best model by validation AP is saved atomically after every validation.
+best model by validation AP is saved atomically after every validation. A method with
+a `pretrain` hook first spends up to `pretrain_fraction` of the budget in it (its
+steps are events too), and one with a `training_loss` hook computes its own losses.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import time
 from collections.abc import Generator, Sequence
@@ -20,7 +24,7 @@ import torch
 from blastoseg import checkpoint
 from blastoseg.checkpoint import Model
 from blastoseg.instances import Instances
-from blastoseg.training_data import Augmentation, PairSource, SyntheticSource, sample_batch
+from blastoseg.training_data import Augmentation, PairSource, SyntheticSource, sample_batch, to_working_size
 
 
 @dataclass
@@ -104,14 +108,29 @@ def train(
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     method, config = model.method, model.config
+    working_size = config.get("working_size")
+    source = source.at_working_size(working_size)
+    validation = [to_working_size(image, truth, working_size) for image, truth in validation]
     net = model.net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
     best: float | None = None
     start = time.perf_counter()
     step, fraction = 0, 0.0
     history: list[dict[str, float]] = []
+    if hasattr(method, "pretrain"):  # e.g. a shape prior fitted on the masks before the network
+        share = min(float(config.get("pretrain_fraction", 0.0)), 0.9)
+        batches = (sample_batch(source, options.batch, options.augmentation, rng)[1] for _ in itertools.count())
+        with contextlib.closing(method.pretrain(model, batches, device)) as stages:
+            for values in stages if share > 0 else ():
+                step += 1
+                elapsed = time.perf_counter() - start
+                fraction = options.budget.fraction(step, elapsed)
+                yield TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, 0.0)
+                if fraction >= share:
+                    break
+    first = fraction  # the learning rate decays over the budget left after pre-training
     while fraction < 1.0:
-        lr = options.lr * (1 - fraction) ** 0.9
+        lr = options.lr * (1 - (fraction - first) / (1 - first)) ** 0.9
         for group in optimiser.param_groups:
             group["lr"] = lr
         images, instances = sample_batch(source, options.batch, options.augmentation, rng)
@@ -119,8 +138,10 @@ def train(
         step_config = method.on_progress(config, fraction) if hasattr(method, "on_progress") else config
         targets = method.collate([method.targets(inst, step_config) for inst in instances])
         net.train()
-        raw = net(torch.from_numpy(images).to(device))
-        losses = method.loss(raw, targets, step_config)
+        if hasattr(method, "training_loss"):  # detectors compute their losses from the targets themselves
+            losses = method.training_loss(net, torch.from_numpy(images).to(device), targets, step_config)
+        else:
+            losses = method.loss(net(torch.from_numpy(images).to(device)), targets, step_config)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()

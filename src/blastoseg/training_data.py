@@ -17,7 +17,7 @@ from skimage.transform import resize
 
 from blastoseg import augment
 from blastoseg.instances import Instances
-from blastoseg.io import normalize
+from blastoseg.io import normalize, working_shape
 
 Pair = tuple[np.ndarray, Instances]
 
@@ -45,23 +45,49 @@ class PairSource:
     def draw(self, rng: np.random.Generator) -> Pair:
         return self.pairs[rng.integers(len(self.pairs))]
 
+    def at_working_size(self, working_size: int | None) -> PairSource:
+        """The pairs at the scale a model with this `working_size` sees them (itself if None)."""
+        if not working_size:
+            return self
+        scaled = PairSource.__new__(PairSource)
+        scaled.pairs = [to_working_size(image, inst, working_size) for image, inst in self.pairs]
+        return scaled
+
 
 class SyntheticSource:
     """Endless synthetic embryos (or seed 002 shapes), generated on the fly."""
 
-    def __init__(self, kind: str = "embryo", size: int = 256) -> None:
+    def __init__(self, kind: str = "embryo", size: int = 256, working_size: int | None = None) -> None:
         if kind not in ("embryo", "shapes"):
             raise ValueError(f"unknown synthetic kind {kind!r}; choose 'embryo' or 'shapes'")
-        self.kind, self.size = kind, size
+        self.kind, self.size, self.working_size = kind, size, working_size
 
     def draw(self, rng: np.random.Generator) -> Pair:
         from blastoseg import synth
 
-        if self.kind == "embryo":
-            sample = synth.synth_embryo((self.size, self.size), seed=rng)
-        else:
-            sample = synth.synth_shapes(size=self.size, seed=rng)
-        return normalize(sample.image), sample.instances
+        if self.kind == "embryo":  # the generator draws an embryo at any frame size
+            sample = synth.synth_embryo((self.working_size or self.size,) * 2, seed=rng)
+            return normalize(sample.image), sample.instances
+        # The shapes protocol fixes the frame and object sizes: draw, then rescale.
+        sample = synth.synth_shapes(size=self.size, seed=rng)
+        return to_working_size(normalize(sample.image), sample.instances, self.working_size)
+
+    def at_working_size(self, working_size: int | None) -> SyntheticSource:
+        """The same stream with objects at the scale a model with this `working_size` sees them."""
+        return SyntheticSource(self.kind, self.size, working_size) if working_size else self
+
+
+def to_working_size(image: np.ndarray, instances: Instances, working_size: int | None) -> Pair:
+    """A pair shrunk or grown as `predict` resizes frames for a model with `working_size`.
+
+    Training must see objects at the scale inference gives them: a model that works on
+    frames resized to 256 px learns nothing useful from crops of 1024 px frames.
+    """
+    shape = working_shape(image.shape, working_size)
+    if shape == image.shape:
+        return image, instances
+    small = resize(image, shape, order=1, anti_aliasing=shape[0] < image.shape[0]).astype(np.float32)
+    return small, instances.resized(shape)
 
 
 def folder_source(folder: str | os.PathLike) -> PairSource:

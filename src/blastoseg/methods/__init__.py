@@ -12,6 +12,7 @@ _MODULES = {
     "embedseg": "blastoseg.methods.embedseg",
     "fcrnet": "blastoseg.methods.fcrnet",
     "layered": "blastoseg.methods.layered",
+    "vqshape": "blastoseg.methods.vqshape",
 }
 
 

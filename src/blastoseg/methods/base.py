@@ -3,6 +3,19 @@
 A method turns a network's raw output into `Instances` and `Instances` into training
 targets. Raw maps are tensors (B, C, H, W); `layout` tells the D4 machinery which
 channels are vectors, so test-time augmentation needs nothing method-specific.
+
+Optional hooks, for methods that do not fit "network -> raw maps" (detectors); the
+engine uses each one when a method has it (`hasattr`), never by name:
+
+- `pretrain(model, batches, device) -> Iterator[dict[str, float]]`: run by `train.train`
+  before the main loop, one step per yielded loss dict, on an endless iterator of
+  batches (lists of `Instances`), until `config["pretrain_fraction"]` of the budget is
+  used; then the generator is closed (so it must leave the model usable when stopped).
+- `training_loss(net, images, targets, config) -> dict[str, Tensor]`: used by
+  `train.train` instead of `loss(net(images), ...)`; `targets` come from `collate`.
+- `detect(net, images, config) -> list[Instances]`: used by `predict.Predictor` instead
+  of `activate`/`postprocess`; one `Instances` per image of the batch (the D4 views),
+  in that image's frame. The predictor turns them back and merges them by consensus.
 """
 
 from __future__ import annotations

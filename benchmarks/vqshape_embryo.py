@@ -1,0 +1,219 @@
+"""Seed paper 001's ablation for `vqshape` on synthetic embryos, scored on amodal truth.
+
+    python benchmarks/vqshape_embryo.py --minutes 60 --vq-minutes 5 > runs/vqshape_embryo.json
+
+1. Pre-trains the VQ-VAE once (--vq-minutes of process CPU time) on the ground-truth
+   amodal masks of the endless synthetic embryo stream, and reports its reconstruction
+   IoU and codebook use on the test set's masks.
+2. Trains four variants, each for --minutes of process CPU time on the same stream
+   (same seed, batch, crop and learning rate): "fcn" (torchvision's mask head, the
+   baseline), "vq", "vq_refine", "vq_refine_occlusion" (the full model). The VQ variants
+   share the pre-trained VQ-VAE. The full model is saved to models/vqshape.safetensors,
+   the others to runs/vqshape-<variant>.safetensors.
+3. Chooses each variant's box NMS threshold and box score threshold on 50 validation
+   embryos (seed 777, as `embryo.py --tune`), without TTA, by mAP; the grid is reported,
+   so the NMS choice for overlapping amodal boxes is measured, and written into the model.
+4. Scores every variant on the fixed 200-image test set of benchmarks/embryo.py (seed
+   2026) without TTA, and with 8-fold TTA the full model (every variant with --tta-all);
+   times a 500 x 500 frame with TTA. Prints one JSON object.
+
+"mAP" is `metrics.evaluate`'s (DSB-style TP / (TP + FP + FN), averaged over IoU 0.5:0.95);
+"AP", "AP50", "AP75" are COCO's. --skip-train re-scores the saved models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from embryo import TUNE_SEED, test_set  # noqa: E402
+
+VARIANTS = {
+    "fcn": {"mask_head": "fcn", "refine": False, "occlusion": False},
+    "vq": {"mask_head": "vq", "refine": False, "occlusion": False},
+    "vq_refine": {"mask_head": "vq", "refine": True, "occlusion": False},
+    "vq_refine_occlusion": {"mask_head": "vq", "refine": True, "occlusion": True},
+}
+FULL = "vq_refine_occlusion"
+NMS_GRID = (0.5, 0.6, 0.7, 0.8)
+SCORE_GRID = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8)
+SCORE_KEYS = ("mAP", "AP", "AP50", "AP75", "AR_none", "AR_partial", "AR_heavy", "area_error_median", "n_pred")
+VALIDATION_SEED = 12345  # the images watched during training, as `blastoseg train synthetic:embryo`
+
+
+def log(**fields: object) -> None:
+    print(json.dumps(fields), file=sys.stderr, flush=True)
+
+
+OUT = {"root": ROOT}  # --root moves models/ and runs/ elsewhere (smoke runs)
+
+
+def output_path(name: str) -> Path:
+    return OUT["root"] / ("models/vqshape.safetensors" if name == FULL else f"runs/vqshape-{name}.safetensors")
+
+
+def _batches(args: argparse.Namespace):  # noqa: ANN202 - endless lists of Instances
+    from blastoseg.training_data import Augmentation, SyntheticSource, sample_batch
+
+    source, rng = SyntheticSource("embryo"), np.random.default_rng(args.seed)
+    return (sample_batch(source, args.batch, Augmentation(crop=args.crop), rng)[1] for _ in itertools.count())
+
+
+def pretrain_vqvae(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The VQ-VAE's weights and metadata after --vq-minutes of CPU time."""
+    from blastoseg.checkpoint import new_model, resolve_device
+    from blastoseg.train import Budget
+
+    model = new_model("vqshape", VARIANTS["vq"])
+    budget, start = Budget(minutes=args.vq_minutes, clock="cpu"), time.perf_counter()
+    with contextlib.closing(model.method.pretrain(model, _batches(args), resolve_device(args.device))) as steps:
+        for step, losses in enumerate(steps, 1):
+            if step % 100 == 0:
+                log(stage="vqvae", step=step, **{k: round(v, 4) for k, v in losses.items()})
+            if budget.fraction(step, time.perf_counter() - start) >= 1.0:
+                break
+    state = {k: v.detach().cpu().clone() for k, v in model.net.vqvae.state_dict().items()}
+    return state, dict(model.metadata["vqvae"], minutes=args.vq_minutes)
+
+
+def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: dict) -> None:
+    from blastoseg.checkpoint import new_model
+    from blastoseg.train import Budget, TrainOptions, train
+    from blastoseg.training_data import Augmentation, SyntheticSource
+
+    model = new_model("vqshape", VARIANTS[name])
+    if model.net.vqvae is not None:
+        model.net.vqvae.load_state_dict(vq_state)  # its `trained` flag comes along: train() skips pre-training
+        model.metadata["vqvae"] = vq_meta
+    source = SyntheticSource("embryo")
+    rng = np.random.default_rng(VALIDATION_SEED)
+    validation = [source.draw(rng) for _ in range(args.val_images)]
+    options = TrainOptions(
+        Budget(minutes=args.minutes, clock="cpu"), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
+        validate_every=args.validate_every, seed=args.seed, device=args.device,
+        description=f"synthetic embryos, variant {name}; command: python benchmarks/vqshape_embryo.py {' '.join(sys.argv[1:])}",
+    )
+    for event in train(model, source, options, output_path(name), validation=validation):
+        if event.step % 50 == 0 or event.validation is not None:
+            log(stage=name, step=event.step, elapsed=round(event.elapsed), lr=round(event.lr, 6),
+                **{k: round(v, 4) for k, v in event.losses.items()}, val_ap50=event.validation, best=event.best)
+
+
+def _segment_all(model: object, images: list, tta: bool, device: str) -> list:
+    from blastoseg.predict import segment
+
+    return [segment(image, model, tta=tta, device=device) for image in images]
+
+
+def _scores(found: list, truth: list) -> dict:
+    from blastoseg.metrics import evaluate
+
+    result = evaluate(found, truth)
+    return {k: (None if result[k] != result[k] else round(float(result[k]), 4)) for k in SCORE_KEYS}
+
+
+def tune(path: Path, args: argparse.Namespace) -> dict:
+    """Box NMS x score threshold on the validation embryos, by mAP without TTA; saved into the model."""
+    from blastoseg import checkpoint
+
+    model = checkpoint.load(path, device=args.device)
+    samples = test_set(args.tune_images, TUNE_SEED)
+    images, truth = [s.image for s in samples], [s.instances for s in samples]
+    grid = {}
+    for nms in NMS_GRID:
+        model.config.update(box_nms_thresh=nms, box_score_thresh=min(SCORE_GRID))
+        found = _segment_all(model, images, False, args.device)
+        for score in SCORE_GRID:
+            # Filtering afterwards equals detecting with that threshold: duplicates are only
+            # ever suppressed by higher-scored instances, and the per-image cap keeps the best.
+            grid[f"{nms},{score}"] = _scores([f[f.scores >= score] for f in found], truth)["mAP"]
+    best = max(grid, key=lambda k: -1.0 if grid[k] is None else grid[k])
+    nms, score = (float(v) for v in best.split(","))
+    model.config.update(box_nms_thresh=nms, box_score_thresh=score)
+    model.metadata["tuning"] = {"images": len(images), "seed": TUNE_SEED, "tta": False, "mAP_by_nms_score": grid}
+    checkpoint.save(model, path)
+    return {"box_nms_thresh": nms, "box_score_thresh": score, "validation_mAP": grid[best], "mAP_by_nms_score": grid}
+
+
+def seconds_500px_tta(path: Path, device: str) -> float:
+    from blastoseg import checkpoint, synth
+    from blastoseg.predict import segment
+
+    model = checkpoint.load(path, device=device)
+    image = synth.synth_embryo((500, 500), seed=np.random.default_rng(1)).image
+    segment(image, model, tta=True, device=device)  # warm-up: fused copy, allocator
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        segment(image, model, tta=True, device=device)
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)), 3)
+
+
+def evaluate_variant(name: str, args: argparse.Namespace, samples: list) -> dict:
+    from blastoseg import checkpoint
+
+    path = output_path(name)
+    report: dict = {"path": str(path), "size_mb": round(path.stat().st_size / 1e6, 2)}
+    report["tuning"] = tune(path, args) if args.tune_images else None
+    model = checkpoint.load(path, device=args.device)
+    report["training"] = model.metadata.get("training")
+    images, truth = [s.image for s in samples], [s.instances for s in samples]
+    for tta in (False, True) if (name == FULL or args.tta_all) else (False,):
+        start = time.perf_counter()
+        found = _segment_all(model, images, tta, args.device)
+        report["tta" if tta else "no_tta"] = {**_scores(found, truth), "seconds_per_image": round((time.perf_counter() - start) / len(images), 3)}
+    log(stage="evaluated", variant=name, **{k: v for k, v in report.items() if k not in ("tuning", "training")})
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=60.0, help="CPU minutes of detector training per variant")
+    parser.add_argument("--vq-minutes", type=float, default=5.0, help="CPU minutes of VQ-VAE pre-training (once)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validate-every", type=int, default=200)
+    parser.add_argument("--val-images", type=int, default=16)
+    parser.add_argument("--tune-images", type=int, default=50, help="validation embryos for the threshold choice (0: keep defaults)")
+    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--tta-all", action="store_true", help="score every variant with TTA too (default: the full model only)")
+    parser.add_argument("--skip-train", action="store_true", help="score the saved models only")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--root", type=Path, default=ROOT, help="folder holding models/ and runs/ (default: the repository)")
+    args = parser.parse_args()
+    OUT["root"] = args.root
+    report: dict = {"protocol": {"test": f"benchmarks/embryo.py test_set(): {args.n_test} embryos 256 x 256, seed 2026, amodal truth",
+                                 "minutes_cpu_per_variant": args.minutes, "vq_minutes_cpu": args.vq_minutes, "batch": args.batch,
+                                 "crop": args.crop, "lr": args.lr, "seed": args.seed}}
+    if not args.skip_train:
+        vq_state, vq_meta = pretrain_vqvae(args)
+        for name in args.variants:
+            train_variant(name, args, vq_state, vq_meta)
+    samples = test_set(args.n_test)
+    if any(VARIANTS[n]["mask_head"] == "vq" for n in args.variants):
+        from blastoseg import checkpoint
+
+        vq_name = next(n for n in args.variants if VARIANTS[n]["mask_head"] == "vq")
+        model = checkpoint.load(output_path(vq_name), device=args.device)
+        report["vqvae"] = {**model.metadata.get("vqvae", {}), "test_masks": model.method.codebook_report(model, [s.instances for s in samples])}
+    report["variants"] = {name: evaluate_variant(name, args, samples) for name in args.variants}
+    if FULL in args.variants:
+        report["seconds_500px_tta"] = seconds_500px_tta(output_path(FULL), args.device)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
