@@ -1,55 +1,53 @@
-"""Choose EmbedSeg's seed and foreground thresholds on held-out images (never a test set).
+"""Choose a method's post-processing thresholds on held-out images (never a test set).
 
 Used by `dsb.py tune` and `embryo.py --tune`: the network runs once per image and only
-the clustering is repeated over the grid; the best pair (mean AP_dsb over IoU 0.5-0.9)
-is written into the checkpoint's config together with the whole grid.
+the post-processing is repeated over the method's `tuning_grid` (e.g. EmbedSeg's seed
+and foreground thresholds, layered's foreground threshold and bandwidth); the best
+setting (mean AP_dsb over IoU 0.5-0.9) is written into the checkpoint's config together
+with the whole grid. Methods that merge TTA views as instances are tuned on single views.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 
 import numpy as np
-
-SEED_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-FOREGROUND_THRESHOLDS = (0.4, 0.5)
 
 
 def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]], tta: bool, device: str, source: str) -> dict:
     import torch
 
     from blastoseg import checkpoint
-    from blastoseg.io import normalize, working_shape
+    from blastoseg.io import normalize
     from blastoseg.metrics import ap_dsb
     from blastoseg.predict import Predictor
-    from skimage.transform import resize
+    from blastoseg.training_data import to_working_size
 
     model = checkpoint.load(model_path, device=device)
+    grid = getattr(model.method, "tuning_grid", None)
+    if not grid:
+        raise ValueError(f"the {model.method.name} method declares no post-processing settings to tune (tuning_grid)")
+    tta = tta and model.method.tta_merge == "fields"  # instance merges cannot average maps
     predictor = Predictor(model, tta, checkpoint.resolve_device(device))
     maps, truths = [], []
     for image, truth in items:
-        frame = normalize(np.asarray(image, np.float32))
-        working = working_shape(frame.shape, model.config.get("working_size"))
-        if working != frame.shape:
-            frame = resize(frame, working, order=1, anti_aliasing=True).astype(np.float32)
-            truth = truth.resized(working)
+        frame, truth = to_working_size(normalize(np.asarray(image, np.float32)), truth, model.config.get("working_size"))
         maps.append(predictor.view_maps(frame).mean(0))
         truths.append(truth)
     results = {}
-    for seed_t in SEED_THRESHOLDS:
-        for fg_t in FOREGROUND_THRESHOLDS:
-            config = {**model.config, "seed_threshold": seed_t, "foreground_threshold": fg_t}
-            with torch.inference_mode():
-                found = [model.method.postprocess(m, config) for m in maps]
-            score = np.mean([[ap_dsb(f, t, iou) for iou in (0.5, 0.6, 0.7, 0.8, 0.9)] for f, t in zip(found, truths)])
-            results[f"{seed_t},{fg_t}"] = round(float(score), 4)
-            print(json.dumps({"seed_threshold": seed_t, "foreground_threshold": fg_t, "mean_AP_0.5_0.9": results[f"{seed_t},{fg_t}"]}), flush=True)
+    for values in itertools.product(*grid.values()):
+        setting = dict(zip(grid, values))
+        with torch.inference_mode():
+            found = [model.method.postprocess(m, {**model.config, **setting}) for m in maps]
+        score = round(float(np.mean([[ap_dsb(f, t, iou) for iou in (0.5, 0.6, 0.7, 0.8, 0.9)] for f, t in zip(found, truths)])), 4)
+        results[json.dumps(setting)] = score
+        print(json.dumps({**setting, "mean_AP_0.5_0.9": score}), flush=True)
     best = max(results, key=results.get)
-    seed_t, fg_t = (float(v) for v in best.split(","))
-    model.config.update(seed_threshold=seed_t, foreground_threshold=fg_t)
+    model.config.update(json.loads(best))
     model.metadata["tuning"] = {"images": len(items), "source": source, "tta": tta, "grid_mean_AP_0.5_0.9": results}
     checkpoint.save(model, model.path)
-    chosen = {"seed_threshold": seed_t, "foreground_threshold": fg_t, "mean_AP_0.5_0.9": results[best]}
+    chosen = {**json.loads(best), "mean_AP_0.5_0.9": results[best]}
     print(json.dumps({"chosen": chosen}))
     return chosen

@@ -191,6 +191,16 @@ def test_postprocess_recovers_amodal_masks_and_depth() -> None:
     assert np.allclose(found.scores, 0.9, atol=1e-5)
 
 
+def test_hidden_layers_have_their_own_threshold() -> None:
+    inst = _stack()
+    maps = _maps(inst)
+    maps[1:3] = torch.where(maps[1:3] > 0.5, 0.35, maps[1:3])  # hidden parts only 35 % sure
+    one = METHOD.postprocess(maps, _config(min_size=4))
+    two = METHOD.postprocess(maps, _config(min_size=4, foreground_threshold=0.5, deep_threshold=0.3))
+    full = clip_to_layers(inst, 3).areas().sum()
+    assert one.areas().sum() < full and two.areas().sum() == full
+
+
 def test_postprocess_min_size_and_empty() -> None:
     inst = _stack()
     found = METHOD.postprocess(_maps(inst), _config(min_size=31))  # E (30 px) and D (12 px) go

@@ -13,6 +13,8 @@ engine uses each one when a method has it (`hasattr`), never by name:
   used; then the generator is closed (so it must leave the model usable when stopped).
 - `training_loss(net, images, targets, config) -> dict[str, Tensor]`: used by
   `train.train` instead of `loss(net(images), ...)`; `targets` come from `collate`.
+- `tuning_grid: dict[str, tuple]`: post-processing settings worth choosing on held-out
+  images, and the values to try (`benchmarks/tuning.py`).
 - `detect(net, images, config) -> list[Instances]`: used by `predict.Predictor` instead
   of `activate`/`postprocess`; one `Instances` per image of the batch (the D4 views),
   in that image's frame. The predictor turns them back and merges them by consensus.

@@ -77,6 +77,9 @@ class Layered:
     amodal = True
     tta_merge = "instances"  # embeddings are arbitrary per view: they cannot be averaged
     layout = FieldLayout()
+    # Hidden layers are sparse (a few % of pixels) and their occupancy less certain, so
+    # they get their own threshold.
+    tuning_grid = {"foreground_threshold": (0.4, 0.5), "deep_threshold": (0.2, 0.3, 0.4, 0.5), "bandwidth": (1.25, 1.5, 1.75)}
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,7 @@ class Layered:
             "delta_dist": 1.5,  # means are pushed 2 * delta_dist apart (L1)
             "bandwidth": 1.5,  # L1, flat kernel
             "foreground_threshold": 0.5,
+            "deep_threshold": None,  # occupancy threshold of layers 1.. (None: foreground_threshold)
             "min_size": 32,  # amodal pixels
             "cluster_sample": 2048,  # points the mode search runs on
             "cluster_batch": 64,  # seeds shifted at once
@@ -173,6 +177,7 @@ class Layered:
             maps[n_layers:].reshape(n_layers, dims, h, w),
             bandwidth=float(config["bandwidth"]),
             threshold=float(config["foreground_threshold"]),
+            deep_threshold=config.get("deep_threshold"),
             min_size=int(config["min_size"]),
             sample=int(config.get("cluster_sample", 2048)),
             batch=int(config.get("cluster_batch", 64)),

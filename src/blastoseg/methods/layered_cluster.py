@@ -179,10 +179,16 @@ def cluster_layers(
     sample: int = 2048,
     batch: int = 64,
     max_modes: int = 128,
+    deep_threshold: float | None = None,
 ) -> Instances:
-    """Instances from (L, H, W) foreground probabilities and (L, C, H, W) embeddings."""
+    """Instances from (L, H, W) foreground probabilities and (L, C, H, W) embeddings.
+
+    A pixel of layer 0 is occupied above `threshold`, of deeper layers above `deep_threshold`.
+    """
     n_layers, dims, h, w = embedding.shape
-    occupied = probability.reshape(n_layers, -1) > threshold
+    cut = torch.full((n_layers, 1), float(threshold))
+    cut[1:] = float(threshold if deep_threshold is None else deep_threshold)
+    occupied = probability.reshape(n_layers, -1) > cut
     layer, pixel = torch.nonzero(occupied, as_tuple=True)
     points = embedding.reshape(n_layers, dims, -1)[layer, :, pixel].contiguous()  # (P, C)
     modes = find_modes(points, bandwidth, sample=sample, batch=batch, max_modes=max_modes)
