@@ -1,7 +1,7 @@
 """Seed paper 002's shapes protocol for the `layered` method (Liu et al., Tables 1 and 2).
 
     python benchmarks/layered_shapes.py --minutes 30 --model models/layered-shapes.safetensors
-    python benchmarks/layered_shapes.py --minutes 0 --model models/layered-shapes.safetensors
+    python benchmarks/layered_shapes.py --minutes 0 --tune --tta --model models/layered-shapes.safetensors
 
 With --minutes > 0, trains a layered model on the endless seed-002 shapes stream
 (`SyntheticSource("shapes")`: 3 classes, 6 instances per class, 256 x 256) and saves it to
@@ -76,6 +76,18 @@ def train_model(args: argparse.Namespace) -> None:
                               "val_ap50": event.validation, "best": event.best}), file=sys.stderr, flush=True)
 
 
+def tune(args: argparse.Namespace) -> None:
+    """Post-processing thresholds on 50 validation images (seeds disjoint from the test set)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tuning import tune_thresholds
+
+    from blastoseg.synth import synth_shapes
+
+    samples = [synth_shapes(PER_CLASS, 256, seed=VALIDATION_SEED + 1000 + i) for i in range(50)]
+    tune_thresholds(args.model, [(s.image, s.instances) for s in samples], False, args.device,
+                    f"50 shapes images, seeds {VALIDATION_SEED + 1000}..{VALIDATION_SEED + 1049}")
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     items = test_set(args.n_test)
     gts = [inst for _, inst in items]
@@ -117,10 +129,13 @@ def main() -> None:
     parser.add_argument("--validate-every", type=int, default=200)
     parser.add_argument("--val-images", type=int, default=16)
     parser.add_argument("--tta", action="store_true", help="evaluate with 8-fold TTA (8x slower)")
+    parser.add_argument("--tune", action="store_true", help="after training, choose the post-processing thresholds on 50 validation images")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     if args.minutes > 0:
         train_model(args)
+    if args.tune:
+        tune(args)
     print(json.dumps(evaluate(args), indent=1))
 
 
