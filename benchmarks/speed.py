@@ -31,13 +31,13 @@ def _image(side: int, seed: int = 0) -> np.ndarray:
     return (ndimage.gaussian_filter(field, 2) + rng.normal(0, 0.05, field.shape)).astype(np.float32)
 
 
-def _child(model: str, side: int, tta: bool, repeats: int, tile: int | None) -> dict:
+def _child(model: str, side: int, tta: bool, repeats: int, tile: int | None, threads: int = 2) -> dict:
     import torch
 
     from blastoseg.checkpoint import load
     from blastoseg.predict import segment
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     net = load(model, device="cpu")
     image = _image(side)
     segment(image[: min(side, 256), : min(side, 256)], net, tta=tta, device="cpu")  # warm-up
@@ -52,8 +52,8 @@ def _child(model: str, side: int, tta: bool, repeats: int, tile: int | None) -> 
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def _run(model: str, side: int, tta: bool, repeats: int, tile: int | None = None) -> dict:
-    cmd = [sys.executable, __file__, "child", "-m", model, "--side", str(side), "--repeats", str(repeats)]
+def _run(model: str, side: int, tta: bool, repeats: int, tile: int | None = None, threads: int = 2) -> dict:
+    cmd = [sys.executable, __file__, "child", "-m", model, "--side", str(side), "--repeats", str(repeats), "--threads", str(threads)]
     cmd += ["--tta"] if tta else []
     cmd += ["--tile", str(tile)] if tile else []
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
@@ -68,19 +68,22 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--tile", type=int, default=None)
     parser.add_argument("--sides", default="512,1024,2048,4096,8192")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (default 2, the machine's cores; use 1 while another job holds a core: "
+                             "two threads on one free core spin and time far worse than one)")
     args = parser.parse_args()
     if args.what == "child":
-        print(json.dumps(_child(args.model, args.side, args.tta, args.repeats, args.tile)))
+        print(json.dumps(_child(args.model, args.side, args.tta, args.repeats, args.tile, args.threads)))
         return
     if args.what == "latency":
-        rows = [_run(args.model, args.side, tta, args.repeats) for tta in (False, True)]
+        rows = [_run(args.model, args.side, tta, args.repeats, threads=args.threads) for tta in (False, True)]
     else:
         sides = [int(s) for s in args.sides.split(",")]
-        rows = [_run(args.model, s, args.tta, 3 if s <= 1024 else 1) for s in sides]
+        rows = [_run(args.model, s, args.tta, 3 if s <= 1024 else 1, args.tile, args.threads) for s in sides]
         base = rows[0]["us_per_pixel"]
         for row in rows:
             row["per_pixel_vs_first"] = round(row["us_per_pixel"] / base, 3)
-    print(json.dumps({"benchmark": args.what, "model": args.model, "cpu_threads": 2, "rows": rows}, indent=1))
+    print(json.dumps({"benchmark": args.what, "model": args.model, "cpu_threads": args.threads, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
