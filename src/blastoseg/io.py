@@ -115,7 +115,6 @@ def normalize(frame: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
     return ((values - lo) / (hi - lo)).astype(np.float32)
 
 
-# ---------------------------------------------------------------------- atomic writes
 def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
     """Embryo models see whole frames at the scale they were trained at (longer side =
     `working_size`); models without it (nuclei) work at the image's own resolution."""
@@ -125,6 +124,7 @@ def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int
     return (max(16, round(shape[0] * factor)), max(16, round(shape[1] * factor)))
 
 
+# ---------------------------------------------------------------------- atomic writes
 def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     """Run `write(tmp)` on a temp file beside `path`, then rename it over `path`.
 
