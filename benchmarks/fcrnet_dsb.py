@@ -183,7 +183,7 @@ def main() -> None:
     t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
     t.add_argument("--colours", type=int, default=4, help="K, background included (paper's ablation: 3, 4, 10)")
     t.add_argument("--tta", choices=("affinity", "instances"), default="instances", help="TTA merge stored in the model")
-    t.add_argument("--min-size", type=int, default=8)
+    t.add_argument("--min-size", type=int, default=16, help="smallest instance kept, pixels (8 let fragments through)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-3)
