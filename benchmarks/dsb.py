@@ -61,9 +61,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     for event in train(model, source, options, args.output, validation=val):
         if event.step % 20 == 0 or event.validation is not None:
-            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
-                              **{k: round(v, 4) for k, v in event.losses.items()},
-                              "val_ap50": event.validation, "best": event.best}), flush=True)
+            print(json.dumps(event.as_dict()), flush=True)
 
 
 def held_out(data: Path = DATA) -> list[tuple[str, np.ndarray, Instances]]:

@@ -88,9 +88,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     for event in train(model, source, options, args.output, validation=val):
         if event.step % 20 == 0 or event.validation is not None:
             alpha = method.on_progress(model.config, event.fraction)["train_alpha"]
-            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
-                              "alpha": alpha, **{k: round(v, 4) for k, v in event.losses.items()},
-                              "val_ap50": event.validation, "best": event.best}), flush=True)
+            print(json.dumps({**event.as_dict(), "alpha": alpha}), flush=True)
 
 
 def _frame(items: list, side: int) -> np.ndarray:

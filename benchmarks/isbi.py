@@ -70,9 +70,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     for event in train(model, source, options, args.output, validation=validation):
         if event.step % 50 == 0 or event.validation is not None:
-            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
-                              **{k: round(v, 4) for k, v in event.losses.items()},
-                              "val_ap50": event.validation, "best": event.best}), flush=True)
+            print(json.dumps(event.as_dict()), flush=True)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -71,9 +71,7 @@ def train_model(args: argparse.Namespace) -> None:
     )
     for event in train(model, SyntheticSource("shapes", size=256), options, args.model, validation=validation):
         if event.step % 20 == 0 or event.validation is not None:
-            print(json.dumps({"step": event.step, "elapsed": round(event.elapsed), "lr": round(event.lr, 6),
-                              **{k: round(v, 4) for k, v in event.losses.items()},
-                              "val_ap50": event.validation, "best": event.best}), file=sys.stderr, flush=True)
+            print(json.dumps(event.as_dict()), file=sys.stderr, flush=True)
 
 
 def tune(args: argparse.Namespace) -> None:

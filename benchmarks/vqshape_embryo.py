@@ -104,8 +104,7 @@ def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: 
     )
     for event in train(model, source, options, output_path(name), validation=validation):
         if event.step % 50 == 0 or event.validation is not None:
-            log(stage=name, step=event.step, elapsed=round(event.elapsed), lr=round(event.lr, 6),
-                **{k: round(v, 4) for k, v in event.losses.items()}, val_ap50=event.validation, best=event.best)
+            log(stage=name, **event.as_dict())
 
 
 def _segment_all(model: object, images: list, tta: bool, device: str) -> list:

@@ -17,13 +17,7 @@ METHOD = get_method("layered")
 C = 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
-    """Tensors here are tiny: one thread is fastest, and spinning threads stall on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stack() -> Instances:

@@ -23,12 +23,7 @@ from blastoseg.training_data import Augmentation, SyntheticSource
 SRC = Path(__file__).resolve().parents[1] / "src" / "blastoseg" / "methods"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rects(shape: tuple[int, int], rects: list[tuple[int, int, int, int]]) -> Instances:

@@ -62,44 +62,35 @@ class Predictor:
     def n_views(self) -> int:
         return augment.N_TRANSFORMS if self.tta else 1
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            raw = self.net(batch)
-        return self.model.method.activate(raw.float(), self.model.config)
+    def _each_chunk(self, tile: np.ndarray, run: Callable[[torch.Tensor], list | torch.Tensor]) -> list:
+        """`run` on the tile's padded views (8 with TTA, else 1), a memory-bounded chunk at a time."""
+        padded = torch.from_numpy(_pad(tile, self.multiple, square=self.tta)).float()[None, None]
+        views = augment.all_views(padded) if self.tta else padded
+        chunk = 8 if padded.shape[-1] <= 512 else 2  # bounds activation memory
+        outs = []
+        for i in range(0, len(views), chunk):
+            batch = views[i : i + chunk].to(self.device).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                outs.append(run(batch))
+        self.views_done += self.n_views
+        if self.on_view is not None:
+            self.on_view(self.views_done)
+        return outs
 
     def view_maps(self, tile: np.ndarray) -> torch.Tensor:
         """(V, C, h, w) activated maps of the tile's views, turned back to the tile's frame."""
         h, w = tile.shape
-        padded = torch.from_numpy(_pad(tile, self.multiple, square=self.tta)).float()[None, None]
-        if not self.tta:
-            maps = self._forward(padded)
-        else:
-            views = augment.all_views(padded)
-            chunk = 8 if padded.shape[-1] <= 512 else 2  # bounds activation memory
-            outs = [self._forward(views[i : i + chunk]) for i in range(0, len(views), chunk)]
-            maps = torch.cat(outs, 0)
-            layout = self.model.method.layout
-            maps = torch.stack([augment.inverse(maps[g], g, layout) for g in range(len(maps))])
-        self.views_done += self.n_views
-        if self.on_view is not None:
-            self.on_view(self.views_done)
+        method, config = self.model.method, self.model.config
+        maps = method.activate(torch.cat(self._each_chunk(tile, lambda batch: self.net(batch).float()), 0), config)
+        if self.tta:
+            maps = torch.stack([augment.inverse(maps[g], g, method.layout) for g in range(len(maps))])
         return maps[:, :, :h, :w]
 
     def view_instances(self, tile: np.ndarray) -> list[Instances]:
         """Instances found by a method's `detect` hook in each view, turned back to the tile's frame."""
         h, w = tile.shape
-        padded = torch.from_numpy(_pad(tile, self.multiple, square=self.tta)).float()[None, None]
-        views = augment.all_views(padded) if self.tta else padded
-        chunk = 8 if padded.shape[-1] <= 512 else 2
-        found: list[Instances] = []
-        for i in range(0, len(views), chunk):
-            batch = views[i : i + chunk].to(self.device).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                found += self.model.method.detect(self.net, batch, self.model.config)
-        self.views_done += self.n_views
-        if self.on_view is not None:
-            self.on_view(self.views_done)
+        method, config = self.model.method, self.model.config
+        found = [f for part in self._each_chunk(tile, lambda batch: method.detect(self.net, batch, config)) for f in part]
         # Every D4 reflection is its own inverse; a quarter turn k is undone by 4 - k.
         undo = [g if g >= 4 else (4 - g) % 4 for g in range(len(found))]
         return [transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]

@@ -39,6 +39,11 @@ class TrainEvent:
     best: float | None = None
     saved: Path | None = None
 
+    def as_dict(self) -> dict[str, float | int | None]:
+        """One JSON-ready log line: step, seconds, learning rate, loss terms, validation."""
+        return {"step": self.step, "elapsed": round(self.elapsed), "lr": round(self.lr, 6),
+                **{k: round(v, 4) for k, v in self.losses.items()}, "val_ap50": self.validation, "best": self.best}
+
 
 @dataclass
 class Budget:
