@@ -5,7 +5,7 @@
     python benchmarks/dsb.py evaluate -m models/embedseg-nuclei.safetensors
 
 `evaluate` prints JSON: AP_dsb at IoU 0.5..0.9 with and without TTA, as the mean over
-images (as EmbedSeg reports it) and pooled over all objects, plus AJI and PQ.
+images (as EmbedSeg reports it) and pooled over all objects, plus Dice2, AJI, F1 and PQ.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +44,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation, PairSource
 
-    items = load_split("train")
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(items))
-    n_val = max(1, int(round(0.15 * len(items))))
+    pairs, held = split_train(load_split("train"))
     # Validation on 256x256 corner crops keeps it to a few seconds however large the image.
-    val = [(normalize(items[i][1])[:256, :256], items[i][2].cropped(0, 0, *items[i][1][:256, :256].shape))
-           for i in order[:n_val][: args.val_images]]
-    source = PairSource([(items[i][1], items[i][2]) for i in order[n_val:]])
+    val = [(normalize(image)[:256, :256], truth.cropped(0, 0, *image[:256, :256].shape)) for _, image, truth in held[: args.val_images]]
+    source = PairSource(pairs)
     config = {"offset_scale": 64.0, "sigma_scale": 8.0, "min_size": 8}
     model = load(args.init, device="cpu") if args.init else new_model("embedseg", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
         validate_every=args.validate_every, device=args.device,
-        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {n_val} held out); "
+        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {len(held)} held out); "
         f"command: python benchmarks/dsb.py train {' '.join(sys.argv[2:])}",
     )
     for event in train(model, source, options, args.output, validation=val):
@@ -65,10 +62,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def held_out(data: Path = DATA) -> list[tuple[str, np.ndarray, Instances]]:
-    """The 15% of the train split that training holds out (same permutation as cmd_train)."""
-    items = load_split("train", data)
-    order = np.random.default_rng(0).permutation(len(items))
-    return [items[i] for i in order[: max(1, int(round(0.15 * len(items))))]]
+    """The 15% of the train split that training holds out."""
+    return split_train(load_split("train", data))[1]
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -79,34 +74,52 @@ def cmd_tune(args: argparse.Namespace) -> None:
     tune_thresholds(args.model, items, args.tta, args.device, "DSB2018 train split, the 15% held out from training")
 
 
+THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(9)]
+
+
+def split_train(items: list) -> tuple[list, list]:
+    """(training pairs, held-out items): the same fixed 15% held out by every DSB benchmark."""
+    order = np.random.default_rng(0).permutation(len(items))
+    n_val = max(1, int(round(0.15 * len(items))))
+    return [(items[i][1], items[i][2]) for i in order[n_val:]], [items[i] for i in order[:n_val]]
+
+
+def score(items: list, segment_one: Callable[[np.ndarray], Instances]) -> dict:
+    """The DSB scores of `segment_one` over (id, image, truth) items: AP_dsb at IoU 0.5..0.9 as
+    the mean over images (as EmbedSeg reports it) and pooled over objects; Dice2, AJI, F1@0.5
+    and PQ as means over images (as the FCRNet paper's table); the seconds taken."""
+    from blastoseg.metrics import aji, ap_dsb_counts, dice2, panoptic_quality
+
+    per_image, counts, means = [], np.zeros((len(THRESHOLDS), 3)), {"Dice2": [], "AJI": [], "F1": [], "PQ": []}
+    start = time.perf_counter()
+    for _, image, truth in items:
+        found = segment_one(image)
+        c = np.array([ap_dsb_counts(found, truth, t) for t in THRESHOLDS], float)
+        counts += c
+        per_image.append(c[:, 0] / np.maximum(c.sum(1), 1))
+        tp, fp, fn = c[0]
+        means["F1"].append(2 * tp / max(2 * tp + fp + fn, 1))
+        means["Dice2"].append(dice2(found, truth))
+        means["AJI"].append(aji(found, truth))
+        means["PQ"].append(panoptic_quality(found, truth)["PQ"])
+    return {
+        **{k: round(float(np.mean(v)), 4) for k, v in means.items()},
+        "AP_dsb_mean_over_images": dict(zip(map(str, THRESHOLDS), np.mean(per_image, 0).round(4).tolist())),
+        "AP_dsb_pooled": dict(zip(map(str, THRESHOLDS), (counts[:, 0] / counts.sum(1)).round(4).tolist())),
+        "mean_AP_0.5_0.9": round(float(np.mean(per_image)), 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from blastoseg.checkpoint import load
-    from blastoseg.metrics import aji, ap_dsb_counts, panoptic_quality
     from blastoseg.predict import segment
 
     model = load(args.model, device=args.device)
     items = load_split("test")
-    thresholds = [round(0.5 + 0.05 * i, 2) for i in range(9)]
     report: dict = {"model": str(args.model), "n_images": len(items), "n_objects": int(sum(len(g) for _, _, g in items))}
     for tta in (False, True):
-        per_image, counts, ajis, pq_parts = [], np.zeros((len(thresholds), 3)), [], []
-        start = time.perf_counter()
-        for _, image, truth in items:
-            found = segment(image, model, tta=tta, device=args.device)
-            c = np.array([ap_dsb_counts(found, truth, t) for t in thresholds], float)
-            counts += c
-            per_image.append(c[:, 0] / np.maximum(c.sum(1), 1))
-            ajis.append(aji(found, truth))
-            pq_parts.append(panoptic_quality(found, truth)["PQ"])
-        key = "tta" if tta else "no_tta"
-        report[key] = {
-            "AP_dsb_mean_over_images": dict(zip(map(str, thresholds), np.mean(per_image, 0).round(4).tolist())),
-            "AP_dsb_pooled": dict(zip(map(str, thresholds), (counts[:, 0] / counts.sum(1)).round(4).tolist())),
-            "mean_AP_0.5_0.9": round(float(np.mean(per_image)), 4),
-            "AJI": round(float(np.mean(ajis)), 4),
-            "PQ_mean_over_images": round(float(np.mean(pq_parts)), 4),
-            "seconds": round(time.perf_counter() - start, 1),
-        }
+        report["tta" if tta else "no_tta"] = score(items, lambda image: segment(image, model, tta=tta, device=args.device))
     print(json.dumps(report, indent=1))
 
 

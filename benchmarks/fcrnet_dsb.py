@@ -24,28 +24,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dsb import load_split  # noqa: E402  (the split and loader of the EmbedSeg benchmark)
+from dsb import load_split, score, split_train  # noqa: E402  (the split, loader and scores of the EmbedSeg benchmark)
 
 from blastoseg.instances import Instances  # noqa: E402
 
-THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(9)]
 VARIANTS = {  # name: (tta, config["tta"])
     "no_tta_argmax": (False, "instances"),
     "no_tta_affinity": (False, "affinity"),
     "tta_affinity": (True, "affinity"),
     "tta_instances": (True, "instances"),
 }
-
-
-def dice2(pred: Instances, gt: Instances) -> float:
-    """Ensemble Dice (Vu et al. 2019): 2 sum |G & P| / sum (|G| + |P|) over all overlapping pairs."""
-    if len(pred) == 0 or len(gt) == 0:
-        return float(len(pred) == len(gt))
-    iou = pred.iou(gt)
-    sizes = pred.areas()[:, None] + gt.areas()[None, :]
-    inter = np.rint(iou * sizes / (1.0 + iou))  # from I / (a + b - I)
-    overlap = inter > 0
-    return float(2 * inter[overlap].sum() / sizes[overlap].sum()) if overlap.any() else 0.0
 
 
 def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, device: object) -> Instances:
@@ -69,18 +57,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation, PairSource
 
-    items = load_split("train")
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(items))
-    n_val = max(1, int(round(0.15 * len(items))))
-    val = [(normalize(items[i][1]), items[i][2]) for i in order[:n_val][: args.val_images]]
-    source = PairSource([(items[i][1], items[i][2]) for i in order[n_val:]])
+    pairs, held = split_train(load_split("train"))
+    val = [(normalize(image), truth) for _, image, truth in held[: args.val_images]]
+    source = PairSource(pairs)
     config = {"colours": args.colours, "min_size": args.min_size, "tta": args.tta}
     model = load(args.init, device="cpu") if args.init else new_model("fcrnet", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
         validate_every=args.validate_every, device=args.device,
-        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {n_val} held out); "
+        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {len(held)} held out); "
         f"command: python benchmarks/fcrnet_dsb.py train {' '.join(sys.argv[2:])}",
     )
     method = model.method
@@ -133,7 +118,6 @@ def speed(model: object, items: list, device: object, repeats: int) -> dict:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from blastoseg.checkpoint import load, resolve_device
-    from blastoseg.metrics import aji, ap_dsb_counts, panoptic_quality
 
     device = resolve_device(args.device)
     model = load(args.model, device=device)
@@ -142,25 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                     "n_images": len(items), "n_objects": int(sum(len(g) for _, _, g in items))}
     for name in args.variants:
         tta, mode = VARIANTS[name]
-        per_image, counts, scores = [], np.zeros((len(THRESHOLDS), 3)), {"Dice2": [], "AJI": [], "F1": [], "PQ": []}
-        start = time.perf_counter()
-        for _, image, truth in items:
-            found = segment_variant(image, model, tta, mode, device)
-            c = np.array([ap_dsb_counts(found, truth, t) for t in THRESHOLDS], float)
-            counts += c
-            per_image.append(c[:, 0] / np.maximum(c.sum(1), 1))
-            tp, fp, fn = c[0]
-            scores["F1"].append(2 * tp / max(2 * tp + fp + fn, 1))
-            scores["Dice2"].append(dice2(found, truth))
-            scores["AJI"].append(aji(found, truth))
-            scores["PQ"].append(panoptic_quality(found, truth)["PQ"])
-        report[name] = {
-            **{k: round(float(np.mean(v)), 4) for k, v in scores.items()},
-            "AP_dsb_mean_over_images": dict(zip(map(str, THRESHOLDS), np.mean(per_image, 0).round(4).tolist())),
-            "AP_dsb_pooled": dict(zip(map(str, THRESHOLDS), (counts[:, 0] / counts.sum(1)).round(4).tolist())),
-            "mean_AP_0.5_0.9": round(float(np.mean(per_image)), 4),
-            "seconds": round(time.perf_counter() - start, 1),
-        }
+        report[name] = score(items, lambda image: segment_variant(image, model, tta, mode, device))
     if args.repeats:
         report["speed"] = speed(model, items, device, args.repeats)
     print(json.dumps(report, indent=1))

@@ -11,7 +11,7 @@ from blastoseg.instances import Instances
 from blastoseg.methods import get_method
 from blastoseg.methods.layered import clip_to_layers, layer_labels
 from blastoseg.methods.layered_cluster import assign_to_modes, find_modes, occlusion_depth
-from blastoseg.training_data import transform_instances
+from blastoseg.augment import transform_instances
 
 METHOD = get_method("layered")
 C = 8

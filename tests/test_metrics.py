@@ -14,6 +14,7 @@ from blastoseg.metrics import (
     ap_dsb,
     ap_dsb_counts,
     coco_ap,
+    dice2,
     evaluate,
     match,
     match_iou,
@@ -141,6 +142,18 @@ def test_aji_hand_case():
     assert aji(boxes([(0, 0, 10, 20)]), boxes([(0, 0, 10, 10), (0, 10, 10, 20)])) == pytest.approx(0.5)
     # A GT with no overlapping prediction adds only its own area: C = 80, U = 100 + 100 -> 0.4
     assert aji(boxes([(0, 0, 10, 8)]), gt) == pytest.approx(0.4)
+
+
+def test_dice2_hand_case():
+    gt = boxes(GT2)
+    # p1 (10x8) inside g1: 2 * 80 / (80 + 100); p2 (10x15) over g2 (10x10) and 50 px of nothing:
+    # 2 * 100 / (150 + 100); pooled over both overlapping pairs: 2 (80 + 100) / (180 + 250)
+    pred = boxes([(0, 0, 10, 8), (20, 20, 30, 35)])
+    assert dice2(pred, gt) == pytest.approx(360 / 430)
+    # A prediction that touches nothing adds nothing; perfect masks give 1; none vs some gives 0.
+    assert dice2(boxes([(0, 0, 10, 8), (45, 45, 50, 50)]), gt) == pytest.approx(160 / 180)
+    assert dice2(gt, gt) == pytest.approx(1.0)
+    assert dice2(boxes([]), gt) == 0.0
 
 
 def test_panoptic_quality_hand_case():

@@ -3,8 +3,8 @@
 Transform g (0..7) = optional flip of the last axis (g >= 4), then g % 4 quarter turns
 (`torch.rot90`, dims (-2, -1)). Scalar maps move with the pixels. A 2-vector field
 (dy, dx) is also turned and flipped as a vector, and a pair of per-axis maps
-(sy, sx) swaps under quarter turns. Works on torch tensors (..., C, H, W) and,
-through `numpy_*`, on numpy arrays.
+(sy, sx) swaps under quarter turns. Works on torch tensors (..., C, H, W), through
+`numpy_*` on numpy arrays, and through `transform_instances` on `Instances`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from blastoseg.instances import Instances
 
 N_TRANSFORMS = 8
 
@@ -91,3 +93,19 @@ def numpy_inverse(a: np.ndarray, g: int) -> np.ndarray:
     for step in reversed(_steps(g)):
         a = np.flip(a, -1) if step == "flip" else np.rot90(a, -1, axes=(-2, -1))
     return np.ascontiguousarray(a)
+
+
+def transform_instances(instances: Instances, g: int) -> Instances:
+    """Apply D4 element g (as `transform`) to instances: masks move, boxes follow exactly."""
+    h, w = instances.shape
+    boxes = instances.boxes.astype(np.int64).copy()
+    shape = (h, w)
+    for step in _steps(g):
+        y0, x0, y1, x1 = boxes.T.copy()
+        if step == "flip":
+            boxes = np.stack([y0, shape[1] - x1, y1, shape[1] - x0], 1)
+        else:  # (y, x) -> (W-1-x, y)
+            boxes = np.stack([shape[1] - x1, y0, shape[1] - x0, y1], 1)
+            shape = (shape[1], shape[0])
+    masks = tuple(numpy_transform(m, g) for m in instances.masks)
+    return Instances(shape, boxes, masks, instances.scores, instances.depth)

@@ -25,7 +25,6 @@ from blastoseg.instances import Instances
 from blastoseg.io import as_frames, normalize, working_shape
 from blastoseg.nets.unet import fuse_batchnorm
 from blastoseg.tiling import plan_tiles, segment_tiled
-from blastoseg.training_data import transform_instances
 
 Progress = Callable[[int, int], None]
 UNTILED_MAX_PIXELS = 1024 * 1024
@@ -93,7 +92,7 @@ class Predictor:
         found = [f for part in self._each_chunk(tile, lambda batch: method.detect(self.net, batch, config)) for f in part]
         # Every D4 reflection is its own inverse; a quarter turn k is undone by 4 - k.
         undo = [g if g >= 4 else (4 - g) % 4 for g in range(len(found))]
-        return [transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
+        return [augment.transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
 
     def segment_tile(self, tile: np.ndarray) -> Instances:
         method, config = self.model.method, self.model.config

@@ -96,22 +96,6 @@ def folder_source(folder: str | os.PathLike) -> PairSource:
     return PairSource([(item.image, item.instances) for item in iter_dataset(folder)])
 
 
-def transform_instances(instances: Instances, g: int) -> Instances:
-    """Apply D4 element g (as `augment.transform`) to instances."""
-    h, w = instances.shape
-    boxes = instances.boxes.astype(np.int64).copy()
-    shape = (h, w)
-    for step in (["flip"] if g >= 4 else []) + ["rot"] * (g % 4):
-        y0, x0, y1, x1 = boxes.T.copy()
-        if step == "flip":
-            boxes = np.stack([y0, shape[1] - x1, y1, shape[1] - x0], 1)
-        else:  # (y, x) -> (W-1-x, y)
-            boxes = np.stack([shape[1] - x1, y0, shape[1] - x0, y1], 1)
-            shape = (shape[1], shape[0])
-    masks = tuple(augment.numpy_transform(m, g) for m in instances.masks)
-    return Instances(shape, boxes, masks, instances.scores, instances.depth)
-
-
 def _crop_window(shape: tuple[int, int], size: int, instances: Instances, aug: Augmentation, rng: np.random.Generator) -> tuple[int, int]:
     h, w = shape
     if len(instances) and rng.random() < aug.object_centred:
@@ -139,7 +123,7 @@ def augmented_crop(image: np.ndarray, instances: Instances, aug: Augmentation, r
         crop = resize(crop, (aug.crop, aug.crop), order=1, anti_aliasing=scale < 1).astype(np.float32)
         inst = inst.resized((aug.crop, aug.crop))
     g = int(rng.integers(augment.N_TRANSFORMS))
-    crop, inst = augment.numpy_transform(crop, g), transform_instances(inst, g)
+    crop, inst = augment.numpy_transform(crop, g), augment.transform_instances(inst, g)
     crop = crop * rng.uniform(*aug.contrast_range) + rng.uniform(-aug.brightness, aug.brightness)
     crop = crop + rng.normal(0, rng.uniform(0, aug.noise), crop.shape)
     return crop.astype(np.float32), inst
