@@ -123,10 +123,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train")
+def add_train_arguments(t: argparse.ArgumentParser, output: str) -> argparse.ArgumentParser:
+    """The training options every DSB benchmark shares."""
     t.add_argument("--minutes", type=float, default=30)
     t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
     t.add_argument("--batch", type=int, default=8)
@@ -136,7 +134,14 @@ def main() -> None:
     t.add_argument("--val-images", type=int, default=30)
     t.add_argument("--init", default=None)
     t.add_argument("--device", default="auto")
-    t.add_argument("-o", "--output", default="models/embedseg-nuclei.safetensors")
+    t.add_argument("-o", "--output", default=output)
+    return t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_arguments(sub.add_parser("train"), "models/embedseg-nuclei.safetensors")
     e = sub.add_parser("evaluate")
     e.add_argument("-m", "--model", default="models/embedseg-nuclei.safetensors")
     e.add_argument("--device", default="auto")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dsb import load_split, score, split_train  # noqa: E402  (the split, loader and scores of the EmbedSeg benchmark)
+from dsb import add_train_arguments, load_split, score, split_train  # noqa: E402  (the split, loader and scores of the EmbedSeg benchmark)
 
 from blastoseg.instances import Instances  # noqa: E402
 
@@ -142,20 +142,10 @@ def cmd_speed(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--minutes", type=float, default=30)
-    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
+    t = add_train_arguments(sub.add_parser("train"), "models/fcrnet-nuclei.safetensors")
     t.add_argument("--colours", type=int, default=4, help="K, background included (paper's ablation: 3, 4, 10)")
     t.add_argument("--tta", choices=("affinity", "instances"), default="instances", help="TTA merge stored in the model")
     t.add_argument("--min-size", type=int, default=16, help="smallest instance kept, pixels (8 let fragments through)")
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--crop", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--validate-every", type=int, default=200)
-    t.add_argument("--val-images", type=int, default=30)
-    t.add_argument("--init", default=None)
-    t.add_argument("--device", default="auto")
-    t.add_argument("-o", "--output", default="models/fcrnet-nuclei.safetensors")
     e = sub.add_parser("evaluate")
     e.add_argument("-m", "--model", default="models/fcrnet-nuclei.safetensors")
     e.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))

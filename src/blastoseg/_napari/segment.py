@@ -79,16 +79,11 @@ class SegmentWidget(Container):
         if self._task is not None:
             return
         layer = self._image.value
-        if layer is None:
-            notify("error", "No image layer to segment: open an image, or File > Open Sample > blastoseg > Synthetic embryo")
+        frames = self._frames_of(layer, "No image layer to segment: open an image, or File > Open Sample > blastoseg > Synthetic embryo")
+        if frames is None:
             return
         if self._model.value is None:
             notify("error", "No model to segment with: train one in 'Train on corrections' or use 'Load checkpoint…'")
-            return
-        try:
-            frames = image_frames(layer)
-        except ValueError as error:
-            notify("error", error_message(error))
             return
         if len(frames) > 1:
             notify("info", f"Segmenting {layer.name!r} as a time-lapse of {len(frames)} frames (a 3D image is read as "
@@ -166,17 +161,24 @@ class SegmentWidget(Container):
         if np.ndim(layer.data) == 4:
             self._viewer.dims.set_current_step(0, frame)
 
+    @staticmethod
+    def _frames_of(layer: object, missing: str) -> np.ndarray | None:
+        """The layer's (T, H, W) frames, or None after telling the user why not."""
+        if layer is None:
+            notify("error", missing)
+            return None
+        try:
+            return image_frames(layer)
+        except ValueError as error:
+            notify("error", error_message(error))
+            return None
+
     # ------------------------------------------------------------------ annotation
     def add_cell(self) -> None:
         """A new empty cell layer linked to the image, ready to paint its whole (amodal) extent."""
         layer = self._image.value
-        if layer is None:
-            notify("error", "No image layer: choose the image the new cell belongs to")
-            return
-        try:
-            frames = image_frames(layer)
-        except ValueError as error:
-            notify("error", error_message(error))
+        frames = self._frames_of(layer, "No image layer: choose the image the new cell belongs to")
+        if frames is None:
             return
         linked = L.linked_layers(self._viewer.layers, layer.name)
         run = L.tag(linked[-1]).get("run") if linked else L.new_run_id()
