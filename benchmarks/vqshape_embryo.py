@@ -18,7 +18,9 @@
    times a 500 x 500 frame with TTA. Prints one JSON object.
 
 "mAP" is `metrics.evaluate`'s (DSB-style TP / (TP + FP + FN), averaged over IoU 0.5:0.95);
-"AP", "AP50", "AP75" are COCO's. --skip-train re-scores the saved models.
+"AP", "AP50", "AP75" are COCO's. --skip-train re-scores the saved models. --config sets
+what all variants share, e.g. '{"working_size": 128, "anchor_sizes": [12, 24, 48, 96]}'
+trains and segments at half scale, four times the steps per CPU minute.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def output_path(name: str) -> Path:
 def _batches(args: argparse.Namespace):  # noqa: ANN202 - endless lists of Instances
     from blastoseg.training_data import Augmentation, SyntheticSource, sample_batch
 
-    source, rng = SyntheticSource("embryo"), np.random.default_rng(args.seed)
+    source, rng = SyntheticSource("embryo").at_working_size(args.config.get("working_size", 256)), np.random.default_rng(args.seed)
     return (sample_batch(source, args.batch, Augmentation(crop=args.crop), rng)[1] for _ in itertools.count())
 
 
@@ -73,7 +75,7 @@ def pretrain_vqvae(args: argparse.Namespace) -> tuple[dict, dict]:
     from blastoseg.checkpoint import new_model, resolve_device
     from blastoseg.train import Budget
 
-    model = new_model("vqshape", VARIANTS["vq"])
+    model = new_model("vqshape", {**args.config, **VARIANTS["vq"]})
     budget, start = Budget(minutes=args.vq_minutes, clock="cpu"), time.perf_counter()
     with contextlib.closing(model.method.pretrain(model, _batches(args), resolve_device(args.device))) as steps:
         for step, losses in enumerate(steps, 1):
@@ -90,7 +92,7 @@ def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: 
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation, SyntheticSource
 
-    model = new_model("vqshape", VARIANTS[name])
+    model = new_model("vqshape", {**args.config, **VARIANTS[name]})
     if model.net.vqvae is not None:
         model.net.vqvae.load_state_dict(vq_state)  # its `trained` flag comes along: train() skips pre-training
         model.metadata["vqvae"] = vq_meta
@@ -180,6 +182,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="CPU minutes of detector training per variant")
     parser.add_argument("--vq-minutes", type=float, default=5.0, help="CPU minutes of VQ-VAE pre-training (once)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--config", type=json.loads, default={}, help="settings for every variant, JSON (e.g. a working size)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -196,7 +199,7 @@ def main() -> None:
     OUT["root"] = args.root
     report: dict = {"protocol": {"test": f"benchmarks/embryo.py test_set(): {args.n_test} embryos 256 x 256, seed 2026, amodal truth",
                                  "minutes_cpu_per_variant": args.minutes, "vq_minutes_cpu": args.vq_minutes, "batch": args.batch,
-                                 "crop": args.crop, "lr": args.lr, "seed": args.seed}}
+                                 "crop": args.crop, "lr": args.lr, "seed": args.seed, "config": args.config}}
     if not args.skip_train:
         vq_state, vq_meta = pretrain_vqvae(args)
         for name in args.variants:

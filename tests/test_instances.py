@@ -378,3 +378,19 @@ def test_resized_up_and_down_keeps_shapes_and_order():
     assert np.array_equal(up.to_mask_stack(), stack.repeat(2, 1).repeat(2, 2))
     assert np.array_equal(up.scores, inst.scores) and np.array_equal(up.depth, inst.depth)
     assert up.resized((10, 12)) == inst
+
+
+def test_convex_fills_a_notch_and_keeps_convex_masks():
+    stack = np.zeros((2, 12, 12), bool)
+    stack[0, 1:11, 1:11] = True
+    stack[0, 1:6, 6:11] = False  # an L: a 10 x 10 square without its 5 x 5 top-right quarter
+    stack[1, 2:5, 2:9] = True
+    inst = Instances.from_mask_stack(stack, scores=[0.3, 0.8], depth=[1, 0])
+    hull = inst.convex()
+    # The notch's lower-left half fills (the hull's edge runs corner to corner); the rectangle stays.
+    assert 75 + 10 <= hull.areas()[0] <= 75 + 15 and hull.areas()[1] == 21
+    assert ((hull.to_mask_stack() | stack) == hull.to_mask_stack()).all()
+    assert not hull.mask(0)[1, 10]  # the notch's far corner stays out
+    assert np.array_equal(hull.scores, inst.scores) and np.array_equal(hull.depth, inst.depth)
+    assert hull.convex() == hull
+

@@ -245,3 +245,14 @@ def test_tiny_model_trains_and_segments(tmp_path) -> None:  # noqa: ANN001
     assert found.shape == (32, 32)
     with_tta = segment(image, tmp_path / "m.safetensors", tta=True, device="cpu")
     assert with_tta.shape == (32, 32) and np.all(with_tta.depth >= 0)
+
+
+def test_convex_completion_grows_only_the_cut_cell() -> None:
+    maps = _maps(_stack())
+    plain = METHOD.postprocess(maps, _config(min_size=4))
+    convex = METHOD.postprocess(maps, _config(min_size=4, convex=True))
+    grown = convex.areas() - plain.areas()
+    # Only D, an L after losing its 4th-layer corner (12 px of its 16), grows: by part of that corner.
+    assert sorted(plain.areas().tolist()) == [12, 30, 64, 64, 64]
+    assert (grown > 0).sum() == 1 and 0 < grown.max() < 4 and plain.areas()[grown.argmax()] == 12
+    assert all((c | p).sum() == c.sum() for c, p in zip(convex.to_mask_stack(), plain.to_mask_stack()))
