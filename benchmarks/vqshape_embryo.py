@@ -19,8 +19,8 @@
 
 "mAP" is `metrics.evaluate`'s (DSB-style TP / (TP + FP + FN), averaged over IoU 0.5:0.95);
 "AP", "AP50", "AP75" are COCO's. --skip-train re-scores the saved models. --config sets
-what all variants share, e.g. '{"working_size": 128, "anchor_sizes": [12, 24, 48, 96]}'
-trains and segments at half scale, four times the steps per CPU minute.
+what all variants share: `--crop 128 --config '{"working_size": 128, "anchor_sizes": [12, 24,
+48, 96]}'` trains and segments at half scale, about twice the steps per CPU minute.
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ def output_path(name: str) -> Path:
     return OUT["root"] / ("models/vqshape.safetensors" if name == FULL else f"runs/vqshape-{name}.safetensors")
 
 
-def _batches(args: argparse.Namespace):  # noqa: ANN202 - endless lists of Instances
+def _batches(args: argparse.Namespace, working_size: int):  # noqa: ANN202 - endless lists of Instances
     from blastoseg.training_data import Augmentation, SyntheticSource, sample_batch
 
-    source, rng = SyntheticSource("embryo").at_working_size(args.config.get("working_size", 256)), np.random.default_rng(args.seed)
+    source, rng = SyntheticSource("embryo").at_working_size(working_size), np.random.default_rng(args.seed)
     return (sample_batch(source, args.batch, Augmentation(crop=args.crop), rng)[1] for _ in itertools.count())
 
 
@@ -77,7 +77,7 @@ def pretrain_vqvae(args: argparse.Namespace) -> tuple[dict, dict]:
 
     model = new_model("vqshape", {**args.config, **VARIANTS["vq"]})
     budget, start = Budget(minutes=args.vq_minutes, clock="cpu"), time.perf_counter()
-    with contextlib.closing(model.method.pretrain(model, _batches(args), resolve_device(args.device))) as steps:
+    with contextlib.closing(model.method.pretrain(model, _batches(args, model.config["working_size"]), resolve_device(args.device))) as steps:
         for step, losses in enumerate(steps, 1):
             if step % 100 == 0:
                 log(stage="vqvae", step=step, **{k: round(v, 4) for k, v in losses.items()})

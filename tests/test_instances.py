@@ -393,4 +393,3 @@ def test_convex_fills_a_notch_and_keeps_convex_masks():
     assert not hull.mask(0)[1, 10]  # the notch's far corner stays out
     assert np.array_equal(hull.scores, inst.scores) and np.array_equal(hull.depth, inst.depth)
     assert hull.convex() == hull
-

@@ -154,6 +154,8 @@ def test_dice2_hand_case():
     assert dice2(boxes([(0, 0, 10, 8), (45, 45, 50, 50)]), gt) == pytest.approx(160 / 180)
     assert dice2(gt, gt) == pytest.approx(1.0)
     assert dice2(boxes([]), gt) == 0.0
+    assert dice2(boxes([]), boxes([])) == 1.0
+    assert dice2(boxes([(45, 45, 50, 50)]), gt) == 0.0  # both sides have cells, none overlap
 
 
 def test_panoptic_quality_hand_case():

@@ -79,11 +79,11 @@ class SegmentWidget(Container):
         if self._task is not None:
             return
         layer = self._image.value
+        if layer is not None and self._model.value is None:  # before reading (copying) the frames
+            notify("error", "No model to segment with: train one in 'Train on corrections' or use 'Load checkpoint…'")
+            return
         frames = self._frames_of(layer, "No image layer to segment: open an image, or File > Open Sample > blastoseg > Synthetic embryo")
         if frames is None:
-            return
-        if self._model.value is None:
-            notify("error", "No model to segment with: train one in 'Train on corrections' or use 'Load checkpoint…'")
             return
         if len(frames) > 1:
             notify("info", f"Segmenting {layer.name!r} as a time-lapse of {len(frames)} frames (a 3D image is read as "

@@ -24,7 +24,8 @@ Deviations from the paper, and why:
 - Clustering, depth and scores: see `layered_cluster` (mean-shift, L1, bandwidth 1.5).
 - Optional convex completion (`convex`, default off; a tuning choice): each amodal mask
   becomes its convex hull. For near-convex cells such as blastomeres it completes hidden
-  parts the network leaves short (synthetic embryos: +0.04 mAP, docs/benchmarks.md).
+  parts the network leaves short (synthetic embryos, with the hidden-layer threshold
+  re-tuned beside it: +0.04 mAP, docs/benchmarks.md).
 
 Channels of the raw output and of `activate` (all scalars for D4): 0..L-1 occupancy
 (logits, probabilities after `activate`); then L blocks of C embedding channels, block k
