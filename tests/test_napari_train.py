@@ -109,3 +109,18 @@ def test_annotations_from_linked_layers_keep_amodal_masks_and_depth(setup):
     (_, modal), = train.collect_pairs()
     assert sorted(modal.areas().tolist()) == sorted(truth.visible().areas().tolist())
     assert modal.coverage().max() == 1
+
+
+@pytest.mark.parametrize("method", ["layered", "fcrnet", "vqshape"])
+def test_every_method_trains_from_scratch_and_segments_in_the_widgets(setup, env, method):
+    viewer, segment, train, sample = setup
+    add_truth_cells(viewer, "embryo", sample.instances)
+    train._start.value, train._method.value, train._amount.value = SCRATCH, method, 2
+    train.run()
+    assert errors(env) == [] and [e.step for e in train.history] == [1, 2]
+    assert checkpoint.read_metadata(train.output)["method"] == method
+    segment._model.value = train.output
+    segment.run()
+    assert errors(env) == []
+    found = [layer for layer in viewer.layers if L.tag(layer).get("role") == "visible" and L.tag(layer).get("method") == method]
+    assert len(found) == 1 and found[0].data.shape == sample.image.shape
