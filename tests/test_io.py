@@ -240,3 +240,12 @@ def test_read_instances_dir(tmp_path):
     assert list(data.read_instances_dir(tmp_path / "ds")) == ["z"]
     with pytest.raises(FileNotFoundError, match="nope"):
         data.read_instances_dir(tmp_path / "nope")
+
+
+def test_bright_objects_inverts_only_a_bright_background():
+    from blastoseg.io import bright_objects
+
+    dark = np.zeros((8, 8), np.float32)
+    dark[2:4, 2:4] = 1.0  # a bright object on a dark background: kept as it is
+    assert bright_objects(dark) is dark
+    np.testing.assert_array_equal(bright_objects(1 - dark), dark)  # dark object, bright background

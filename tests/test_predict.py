@@ -75,3 +75,17 @@ def test_segment_refuses_stacks_and_bad_shapes():
         segment(np.zeros((2, 32, 32)), model, device="cpu")
     with pytest.raises(ValueError, match="shape"):
         segment_frames(np.zeros((2, 3, 32, 32, 2)), model, device="cpu")
+
+
+def test_a_bright_background_is_inverted_only_when_the_model_asks():
+    image = blobs((64, 64), 6, seed=3)
+    image[0, 0] = 0.0  # bright blobs (1) on a dark background (0)
+    plain_model = Model(Threshold(), {"normalize_percentiles": (0, 100)}, Identity())
+    asking = Model(Threshold(), {"normalize_percentiles": (0, 100), "invert_bright_background": True}, Identity())
+    expected = segment(image, plain_model, tta=False, device="cpu").visible_labels()
+    assert expected.max() >= 3
+    # Dark blobs on a bright background (brightfield): inverted first, the same cells come out.
+    assert np.array_equal(segment(1 - image, asking, tta=False, device="cpu").visible_labels(), expected)
+    assert np.array_equal(segment(image, asking, tta=False, device="cpu").visible_labels(), expected)
+    # A model that does not ask takes the background for one big object.
+    assert len(segment(1 - image, plain_model, tta=False, device="cpu")) != expected.max()

@@ -115,6 +115,12 @@ def normalize(frame: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
     return ((values - lo) / (hi - lo)).astype(np.float32)
 
 
+def bright_objects(frame: np.ndarray) -> np.ndarray:
+    """A normalised frame with a bright background (dark nuclei in brightfield) inverted to
+    bright objects on dark, as a model trained mostly on fluorescence expects them."""
+    return (1.0 - frame).astype(np.float32) if np.median(frame) > 0.5 else frame
+
+
 def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
     """Embryo models see whole frames at the scale they were trained at (longer side =
     `working_size`); models without it (nuclei) work at the image's own resolution."""

@@ -22,7 +22,7 @@ from blastoseg import augment
 from blastoseg.checkpoint import Model, load, resolve_device
 from blastoseg.consensus import consensus
 from blastoseg.instances import Instances
-from blastoseg.io import as_frames, normalize, working_shape
+from blastoseg.io import as_frames, bright_objects, normalize, working_shape
 from blastoseg.nets.unet import fuse_batchnorm
 from blastoseg.tiling import plan_tiles, segment_tiled
 
@@ -148,6 +148,8 @@ def segment_frames(
     results = []
     for frame in frames:
         frame = normalize(frame, low, high)
+        if model.config.get("invert_bright_background"):
+            frame = bright_objects(frame)
         working = working_shape(frame.shape, model.config.get("working_size"))
         if working == frame.shape:
             results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap, multiple=predictor.multiple))
