@@ -1,6 +1,7 @@
 """ISBI 2014 overlapping cervical cells (../shared/data/isbi2014_cervical_train45), amodal.
 
     python benchmarks/isbi.py train -m layered --minutes 15 -o runs/layered-isbi.safetensors
+    python benchmarks/isbi.py tune -m runs/layered-isbi.safetensors      # on the 4 validation images
     python benchmarks/isbi.py evaluate -m runs/layered-isbi.safetensors
     python benchmarks/isbi.py reference        # perfect visible masks vs the amodal truth
 
@@ -90,6 +91,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=1))
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    """The method's post-processing settings, chosen on the 4 validation images (never the test ones)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tuning import tune_thresholds
+
+    items = load(range(N_TRAIN - N_VAL + 1, N_TRAIN + 1))
+    tune_thresholds(args.model, items, True, args.device, f"ISBI 2014 images {N_TRAIN - N_VAL + 1}-{N_TRAIN} (validation)")
+
+
 def cmd_reference(args: argparse.Namespace) -> None:
     truth = [t for _, t in load(range(N_TRAIN + 1, 46))]
     print(json.dumps({"reference": "perfect visible masks vs amodal truth", "n_images": len(truth),
@@ -115,9 +125,12 @@ def main() -> None:
     e = sub.add_parser("evaluate")
     e.add_argument("-m", "--model", default="runs/layered-isbi.safetensors")
     e.add_argument("--device", default="auto")
+    u = sub.add_parser("tune")
+    u.add_argument("-m", "--model", default="runs/layered-isbi.safetensors")
+    u.add_argument("--device", default="auto")
     sub.add_parser("reference")
     args = parser.parse_args()
-    {"train": cmd_train, "evaluate": cmd_evaluate, "reference": cmd_reference}[args.command](args)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "tune": cmd_tune, "reference": cmd_reference}[args.command](args)
 
 
 if __name__ == "__main__":
