@@ -38,7 +38,7 @@ VARIANTS = {  # name: (tta, config["tta"])
 
 def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, device: object) -> Instances:
     """`predict.segment` with FCRNet's TTA merge chosen by `mode` (same tiling and normalisation)."""
-    from blastoseg.io import normalize
+    from blastoseg.io import bright_objects, normalize
     from blastoseg.predict import Predictor, _tiling
     from blastoseg.tiling import segment_tiled
 
@@ -46,8 +46,9 @@ def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, devi
     predictor = Predictor(model, tta, device)
     tile, overlap = _tiling(image.shape, None, config)
     low, high = config.get("normalize_percentiles", (1.0, 99.8))
+    frame = normalize(image, low, high)
     return segment_tiled(
-        normalize(image, low, high), lambda t: model.method.merge_views(predictor.view_maps(t), config), tile, overlap
+        bright_objects(frame) if config.get("invert_bright_background") else frame, lambda t: model.method.merge_views(predictor.view_maps(t), config), tile, overlap
     )
 
 

@@ -1,6 +1,6 @@
 """Choose a method's post-processing thresholds on held-out images (never a test set).
 
-Used by `dsb.py tune` and `embryo.py --tune`: the network runs once per image and only
+Used by `dsb.py tune`, `isbi.py tune` and `embryo.py --tune`: the network runs once per image and only
 the post-processing is repeated over the method's `tuning_grid` (e.g. EmbedSeg's seed
 and foreground thresholds, layered's foreground threshold and bandwidth); the best
 setting (mean AP_dsb over IoU 0.5-0.9) is written into the checkpoint's config together
@@ -23,7 +23,7 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     from blastoseg.io import normalize
     from blastoseg.metrics import ap_dsb
     from blastoseg.predict import Predictor
-    from blastoseg.training_data import to_working_size
+    from blastoseg.training_data import as_model_sees
 
     model = checkpoint.load(model_path, device=device)
     grid = getattr(model.method, "tuning_grid", None)
@@ -33,7 +33,8 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     predictor = Predictor(model, tta, checkpoint.resolve_device(device))
     maps, truths = [], []
     for image, truth in items:
-        frame, truth = to_working_size(normalize(np.asarray(image, np.float32)), truth, model.config.get("working_size"))
+        low, high = model.config.get("normalize_percentiles", (1.0, 99.8))
+        frame, truth = as_model_sees(normalize(np.asarray(image, np.float32), low, high), truth, model.config)
         maps.append(predictor.view_maps(frame).mean(0))
         truths.append(truth)
     results = {}

@@ -66,7 +66,7 @@ def output_path(name: str) -> Path:
 def _batches(args: argparse.Namespace, working_size: int):  # noqa: ANN202 - endless lists of Instances
     from blastoseg.training_data import Augmentation, SyntheticSource, sample_batch
 
-    source, rng = SyntheticSource("embryo").at_working_size(working_size), np.random.default_rng(args.seed)
+    source, rng = SyntheticSource("embryo", working_size=working_size), np.random.default_rng(args.seed)
     return (sample_batch(source, args.batch, Augmentation(crop=args.crop), rng)[1] for _ in itertools.count())
 
 

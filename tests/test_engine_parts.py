@@ -105,9 +105,12 @@ def test_training_pairs_are_brought_to_the_models_working_size():
     assert small.shape == inst.shape == (100, 50)
     assert abs(int(inst.areas()[0]) - 50 * 25) <= 60  # the object shrinks with the frame (to a pixel at the edges)
     assert to_working_size(image, truth, None)[0] is image
-    source = PairSource([(image, truth)]).at_working_size(100)
+    source = PairSource([(image, truth)]).for_model({"working_size": 100})
     assert source.pairs[0][0].shape == (100, 50) and source.pairs[0][1].areas()[0] == inst.areas()[0]
     rng = np.random.default_rng(0)
-    assert SyntheticSource("embryo", 256).at_working_size(128).draw(rng)[0].shape == (128, 128)
-    shapes, truth = SyntheticSource("shapes", 256).at_working_size(128).draw(rng)
+    assert SyntheticSource("embryo", 256).for_model({"working_size": 128}).draw(rng)[0].shape == (128, 128)
+    shapes, truth = SyntheticSource("shapes", 256).for_model({"working_size": 128}).draw(rng)
     assert shapes.shape == truth.shape == (128, 128)
+    # A model that inverts bright backgrounds is trained on what predict shows it.
+    dark_on_bright = PairSource([(1 - image, truth)]).for_model({"invert_bright_background": True})
+    np.testing.assert_array_equal(dark_on_bright.pairs[0][0], image)

@@ -24,7 +24,7 @@ import torch
 from blastoseg import checkpoint
 from blastoseg.checkpoint import Model
 from blastoseg.instances import Instances
-from blastoseg.training_data import Augmentation, PairSource, SyntheticSource, sample_batch, to_working_size
+from blastoseg.training_data import Augmentation, PairSource, SyntheticSource, as_model_sees, sample_batch
 
 
 @dataclass
@@ -113,9 +113,8 @@ def train(
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     method, config = model.method, model.config
-    working_size = config.get("working_size")
-    source = source.at_working_size(working_size)
-    validation = [to_working_size(image, truth, working_size) for image, truth in validation]
+    source = source.for_model(config)
+    validation = [as_model_sees(image, truth, config) for image, truth in validation]
     net = model.net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
     best: float | None = None

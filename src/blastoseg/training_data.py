@@ -17,7 +17,7 @@ from skimage.transform import resize
 
 from blastoseg import augment
 from blastoseg.instances import Instances
-from blastoseg.io import normalize, working_shape
+from blastoseg.io import bright_objects, normalize, working_shape
 
 Pair = tuple[np.ndarray, Instances]
 
@@ -45,36 +45,41 @@ class PairSource:
     def draw(self, rng: np.random.Generator) -> Pair:
         return self.pairs[rng.integers(len(self.pairs))]
 
-    def at_working_size(self, working_size: int | None) -> PairSource:
-        """The pairs at the scale a model with this `working_size` sees them (itself if None)."""
-        if not working_size:
-            return self
-        scaled = PairSource.__new__(PairSource)
-        scaled.pairs = [to_working_size(image, inst, working_size) for image, inst in self.pairs]
-        return scaled
+    def for_model(self, config: dict) -> PairSource:
+        """The pairs as a model with this config sees them (`as_model_sees`)."""
+        seen = PairSource.__new__(PairSource)
+        seen.pairs = [as_model_sees(image, inst, config) for image, inst in self.pairs]
+        return seen
 
 
 class SyntheticSource:
     """Endless synthetic embryos (or seed 002 shapes), generated on the fly."""
 
-    def __init__(self, kind: str = "embryo", size: int = 256, working_size: int | None = None) -> None:
+    def __init__(self, kind: str = "embryo", size: int = 256, working_size: int | None = None, config: dict | None = None) -> None:
         if kind not in ("embryo", "shapes"):
             raise ValueError(f"unknown synthetic kind {kind!r}; choose 'embryo' or 'shapes'")
         self.kind, self.size, self.working_size = kind, size, working_size
+        self.config = {**(config or {}), "working_size": working_size}
 
     def draw(self, rng: np.random.Generator) -> Pair:
         from blastoseg import synth
 
         if self.kind == "embryo":  # the generator draws an embryo at any frame size
             sample = synth.synth_embryo((self.working_size or self.size,) * 2, seed=rng)
-            return normalize(sample.image), sample.instances
-        # The shapes protocol fixes the frame and object sizes: draw, then rescale.
-        sample = synth.synth_shapes(size=self.size, seed=rng)
-        return to_working_size(normalize(sample.image), sample.instances, self.working_size)
+        else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
+            sample = synth.synth_shapes(size=self.size, seed=rng)
+        return as_model_sees(normalize(sample.image), sample.instances, self.config)
 
-    def at_working_size(self, working_size: int | None) -> SyntheticSource:
-        """The same stream with objects at the scale a model with this `working_size` sees them."""
-        return SyntheticSource(self.kind, self.size, working_size) if working_size else self
+    def for_model(self, config: dict) -> SyntheticSource:
+        """The same stream as a model with this config sees it (`as_model_sees`)."""
+        return SyntheticSource(self.kind, self.size, config.get("working_size") or self.working_size, config)
+
+
+def as_model_sees(image: np.ndarray, instances: Instances, config: dict) -> Pair:
+    """A normalised pair as `predict` shows frames to a model with this config: at its
+    working size, and inverted if it asks for bright objects on a bright background."""
+    image, instances = to_working_size(image, instances, config.get("working_size"))
+    return (bright_objects(image) if config.get("invert_bright_background") else image), instances
 
 
 def to_working_size(image: np.ndarray, instances: Instances, working_size: int | None) -> Pair:
