@@ -174,7 +174,7 @@ def test_affinity_tta_of_permuted_transformed_views_equals_the_single_view():
     assert np.allclose(merged.scores, 1.0)
     assert _same(METHOD.merge_views(views, {**config, "tta": "instances"}), truth)
     assert METHOD.tta_merge_for(config) == "fields" and METHOD.tta_merge_for({"tta": "instances"}) == "instances"
-    assert METHOD.tta_merge == METHOD.tta_merge_for(CONFIG)  # predict reads the class attribute
+    assert METHOD.tta_merge == METHOD.tta_merge_for(CONFIG)  # the class attribute is the default's rule
 
 
 def test_tiny_model_trains_and_segments(tmp_path):
@@ -193,6 +193,13 @@ def test_tiny_model_trains_and_segments(tmp_path):
     image = np.random.default_rng(0).random((40, 52)).astype(np.float32)
     for tta in (False, True):
         assert segment(image, loaded, tta=tta, device="cpu").shape == (40, 52)
+    # With tta "affinity", segment averages the views' maps (the fields rule), as merge_views does.
+    from blastoseg.io import normalize
+    from blastoseg.predict import Predictor
+
+    loaded.config["tta"] = "affinity"
+    expected = METHOD.merge_views(Predictor(loaded, True, torch.device("cpu")).view_maps(normalize(image)), loaded.config)
+    assert segment(image, loaded, tta=True, device="cpu") == expected
 
 
 def test_loss_decreases_when_fitting_one_batch():

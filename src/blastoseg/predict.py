@@ -100,7 +100,9 @@ class Predictor:
             sets = self.view_instances(tile)
         else:
             maps = self.view_maps(tile)
-            if method.tta_merge == "fields":
+            # A method whose merge rule depends on its settings says so (FCRNet's tta).
+            merge = method.tta_merge_for(config) if hasattr(method, "tta_merge_for") else method.tta_merge
+            if merge == "fields":
                 found = method.postprocess(maps.mean(0), config)
                 if self.tta and hasattr(method, "view_agreement") and len(found):
                     found = found.with_scores(method.view_agreement(maps, found, config))

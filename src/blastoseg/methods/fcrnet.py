@@ -37,9 +37,9 @@ TTA: cell colours may permute between views, so they are never averaged. With
 of each pixel to its 4-neighbours, which is permutation invariant and a D4 field, so the
 views are averaged ("fields") and foreground pixels (h_0 < 0.5) are joined across edges
 of affinity > `affinity_threshold`. With `tta: "instances"` each view is post-processed
-and `consensus` merges them (the default: it works with predict.py's class-level
-`tta_merge`; "affinity" needs predict to ask `tta_merge_for(config)`, and `merge_views`
-does either). FCRNet is modal: it segments what is visible.
+and `consensus` merges them (the default of a new model); `predict` asks
+`tta_merge_for(config)` which rule applies, and `merge_views` does either. FCRNet is
+modal: it segments what is visible.
 
 Activated channels: 0-3 affinities as (D - U, R - L, D + U, R + L), R(y, x) being the
 affinity of (y, x) to (y, x + 1) and 0 off the map (a vector and an axis pair under D4);
