@@ -16,6 +16,7 @@ The colour-count ablation of the paper (K = 3, 4, 10) is `train --colours K`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -37,19 +38,10 @@ VARIANTS = {  # name: (tta, config["tta"])
 
 
 def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, device: object) -> Instances:
-    """`predict.segment` with FCRNet's TTA merge chosen by `mode` (same tiling and normalisation)."""
-    from blastoseg.io import bright_objects, normalize
-    from blastoseg.predict import Predictor, _tiling
-    from blastoseg.tiling import segment_tiled
+    """`predict.segment` with FCRNet's TTA merge set to `mode` (predict asks `tta_merge_for`)."""
+    from blastoseg.predict import segment
 
-    config = {**model.config, "tta": mode}
-    predictor = Predictor(model, tta, device)
-    tile, overlap = _tiling(image.shape, None, config)
-    low, high = config.get("normalize_percentiles", (1.0, 99.8))
-    frame = normalize(image, low, high)
-    return segment_tiled(
-        bright_objects(frame) if config.get("invert_bright_background") else frame, lambda t: model.method.merge_views(predictor.view_maps(t), config), tile, overlap
-    )
+    return segment(image, dataclasses.replace(model, config={**model.config, "tta": mode}), tta=tta, device=device)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

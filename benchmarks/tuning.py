@@ -20,21 +20,20 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     import torch
 
     from blastoseg import checkpoint
-    from blastoseg.io import normalize
+    from blastoseg.io import model_input
     from blastoseg.metrics import ap_dsb
-    from blastoseg.predict import Predictor
-    from blastoseg.training_data import as_model_sees
+    from blastoseg.predict import Predictor, tta_merge
+    from blastoseg.training_data import to_working_size
 
     model = checkpoint.load(model_path, device=device)
     grid = getattr(model.method, "tuning_grid", None)
     if not grid:
         raise ValueError(f"the {model.method.name} method declares no post-processing settings to tune (tuning_grid)")
-    tta = tta and model.method.tta_merge == "fields"  # instance merges cannot average maps
+    tta = tta and tta_merge(model.method, model.config) == "fields"  # instance merges cannot average maps
     predictor = Predictor(model, tta, checkpoint.resolve_device(device))
     maps, truths = [], []
     for image, truth in items:
-        low, high = model.config.get("normalize_percentiles", (1.0, 99.8))
-        frame, truth = as_model_sees(normalize(np.asarray(image, np.float32), low, high), truth, model.config)
+        frame, truth = to_working_size(model_input(np.asarray(image, np.float32), model.config), truth, model.config.get("working_size"))
         maps.append(predictor.view_maps(frame).mean(0))
         truths.append(truth)
     results = {}

@@ -121,6 +121,18 @@ def bright_objects(frame: np.ndarray) -> np.ndarray:
     return (1.0 - frame).astype(np.float32) if np.median(frame) > 0.5 else frame
 
 
+def as_model_wants(frame: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
+    """A normalised frame, inverted first if the model asks (`invert_bright_background`)."""
+    return bright_objects(frame) if config.get("invert_bright_background") else frame
+
+
+def model_input(frame: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
+    """A raw frame as a model with this config takes it: its percentiles to 0 and 1, then
+    `as_model_wants`."""
+    low, high = config.get("normalize_percentiles", (1.0, 99.8))
+    return as_model_wants(normalize(frame, low, high), config)
+
+
 def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
     """Embryo models see whole frames at the scale they were trained at (longer side =
     `working_size`); models without it (nuclei) work at the image's own resolution."""

@@ -22,7 +22,7 @@ from blastoseg import augment
 from blastoseg.checkpoint import Model, load, resolve_device
 from blastoseg.consensus import consensus
 from blastoseg.instances import Instances
-from blastoseg.io import as_frames, bright_objects, normalize, working_shape
+from blastoseg.io import as_frames, model_input, working_shape
 from blastoseg.nets.unet import fuse_batchnorm
 from blastoseg.tiling import plan_tiles, segment_tiled
 
@@ -100,15 +100,19 @@ class Predictor:
             sets = self.view_instances(tile)
         else:
             maps = self.view_maps(tile)
-            # A method whose merge rule depends on its settings says so (FCRNet's tta).
-            merge = method.tta_merge_for(config) if hasattr(method, "tta_merge_for") else method.tta_merge
-            if merge == "fields":
+            if tta_merge(method, config) == "fields":
                 found = method.postprocess(maps.mean(0), config)
                 if self.tta and hasattr(method, "view_agreement") and len(found):
                     found = found.with_scores(method.view_agreement(maps, found, config))
                 return found
             sets = [method.postprocess(m, config) for m in maps]
         return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
+
+
+def tta_merge(method: object, config: dict) -> str:
+    """How a method's TTA views are merged, "fields" or "instances"; a method whose rule
+    depends on its settings says so through `tta_merge_for` (FCRNet's tta)."""
+    return method.tta_merge_for(config) if hasattr(method, "tta_merge_for") else method.tta_merge
 
 
 def _as_model(model: Model | str | os.PathLike, device: str | torch.device) -> Model:
@@ -146,12 +150,9 @@ def segment_frames(
     total = len(frames) * len(plan_tiles(working, tile, overlap, predictor.multiple)) * predictor.n_views
     if progress is not None:
         predictor.on_view = lambda done: progress(done, total)
-    low, high = model.config.get("normalize_percentiles", (1.0, 99.8))
     results = []
     for frame in frames:
-        frame = normalize(frame, low, high)
-        if model.config.get("invert_bright_background"):
-            frame = bright_objects(frame)
+        frame = model_input(frame, model.config)
         working = working_shape(frame.shape, model.config.get("working_size"))
         if working == frame.shape:
             results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap, multiple=predictor.multiple))

@@ -17,7 +17,7 @@ from skimage.transform import resize
 
 from blastoseg import augment
 from blastoseg.instances import Instances
-from blastoseg.io import bright_objects, normalize, working_shape
+from blastoseg.io import as_model_wants, normalize, working_shape
 
 Pair = tuple[np.ndarray, Instances]
 
@@ -58,28 +58,28 @@ class SyntheticSource:
     def __init__(self, kind: str = "embryo", size: int = 256, working_size: int | None = None, config: dict | None = None) -> None:
         if kind not in ("embryo", "shapes"):
             raise ValueError(f"unknown synthetic kind {kind!r}; choose 'embryo' or 'shapes'")
-        self.kind, self.size, self.working_size = kind, size, working_size
+        self.kind, self.size = kind, size
         self.config = {**(config or {}), "working_size": working_size}
 
     def draw(self, rng: np.random.Generator) -> Pair:
         from blastoseg import synth
 
         if self.kind == "embryo":  # the generator draws an embryo at any frame size
-            sample = synth.synth_embryo((self.working_size or self.size,) * 2, seed=rng)
+            sample = synth.synth_embryo((self.config["working_size"] or self.size,) * 2, seed=rng)
         else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
             sample = synth.synth_shapes(size=self.size, seed=rng)
         return as_model_sees(normalize(sample.image), sample.instances, self.config)
 
     def for_model(self, config: dict) -> SyntheticSource:
         """The same stream as a model with this config sees it (`as_model_sees`)."""
-        return SyntheticSource(self.kind, self.size, config.get("working_size") or self.working_size, config)
+        return SyntheticSource(self.kind, self.size, config.get("working_size") or self.config["working_size"], config)
 
 
 def as_model_sees(image: np.ndarray, instances: Instances, config: dict) -> Pair:
     """A normalised pair as `predict` shows frames to a model with this config: at its
     working size, and inverted if it asks for bright objects on a bright background."""
     image, instances = to_working_size(image, instances, config.get("working_size"))
-    return (bright_objects(image) if config.get("invert_bright_background") else image), instances
+    return as_model_wants(image, config), instances
 
 
 def to_working_size(image: np.ndarray, instances: Instances, working_size: int | None) -> Pair:
