@@ -3,6 +3,7 @@
     python benchmarks/dsb.py train --minutes 30 -o models/embedseg-nuclei.safetensors
     python benchmarks/dsb.py tune -m models/embedseg-nuclei.safetensors      # thresholds, on held-out train images
     python benchmarks/dsb.py evaluate -m models/embedseg-nuclei.safetensors
+    python benchmarks/dsb.py sizes -m MODEL    # object sizes, for models trained before training recorded them
 
 `evaluate` prints JSON: AP_dsb at IoU 0.5..0.9 with and without TTA, as the mean over
 images (as EmbedSeg reports it) and pooled over all objects, plus Dice2, AJI, F1 and PQ.
@@ -48,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     # Validation on 256x256 corner crops keeps it to a few seconds however large the image.
     val = [(normalize(image)[:256, :256], truth.cropped(0, 0, *image[:256, :256].shape)) for _, image, truth in held[: args.val_images]]
     source = PairSource(pairs)
-    config = {"offset_scale": 64.0, "sigma_scale": 8.0, "min_size": 8}
+    config = {"offset_scale": 64.0, "sigma_scale": 8.0, "min_size": 8, "invert_bright_background": True}
     model = load(args.init, device="cpu") if args.init else new_model("embedseg", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
@@ -72,6 +73,20 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
     items = [(image, truth) for _, image, truth in held_out()]
     tune_thresholds(args.model, items, args.tta, args.device, "DSB2018 train split, the 15% held out from training")
+
+
+def cmd_sizes(args: argparse.Namespace) -> None:
+    """Record the training split's object sizes in a model trained before `train` did so
+    itself (`object_size`: frames of far larger or smaller nuclei are then rescaled)."""
+    from blastoseg import checkpoint
+    from blastoseg.train import record_training_sizes
+    from blastoseg.training_data import PairSource
+
+    model = checkpoint.load(args.model, device="cpu")
+    model.config.pop("object_diameters", None)
+    record_training_sizes(model.config, PairSource(split_train(load_split("train"))[0]).for_model(model.config))
+    checkpoint.save(model, model.path)
+    print(json.dumps({"model": str(args.model), "object_diameters": model.config["object_diameters"]}))
 
 
 THRESHOLDS = [round(0.5 + 0.05 * i, 2) for i in range(9)]
@@ -149,8 +164,10 @@ def main() -> None:
     u.add_argument("-m", "--model", default="models/embedseg-nuclei.safetensors")
     u.add_argument("--tta", action="store_true")
     u.add_argument("--device", default="auto")
+    z = sub.add_parser("sizes", help="record the training split's object sizes in a model")
+    z.add_argument("-m", "--model", default="models/embedseg-nuclei.safetensors")
     args = parser.parse_args()
-    {"train": cmd_train, "evaluate": cmd_evaluate, "tune": cmd_tune}[args.command](args)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "tune": cmd_tune, "sizes": cmd_sizes}[args.command](args)
 
 
 if __name__ == "__main__":

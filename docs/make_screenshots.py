@@ -6,7 +6,7 @@ Run under a display, e.g. a virtual one on a server:
 
 It walks the tutorial: sample embryo -> segment -> correct one cell -> train -> measure,
 and writes docs/figures/tutorial_{segment,train,measure}.png. It uses
-models/layered.safetensors (the default, amodal) when present, else a freshly initialised tiny model (which
+models/vqshape.safetensors (the default, amodal) when present, else a freshly initialised tiny model (which
 finds no cells; the pictures then show the corrected cells only). Trained models go
 to a temporary folder, never to your own model folder.
 """
@@ -30,10 +30,10 @@ FIGURES = ROOT / "docs" / "figures"
 def _pick_model(tmp: Path) -> Path:
     from blastoseg import checkpoint
 
-    shipped = ROOT / "models" / "layered.safetensors"
+    shipped = ROOT / "models" / "vqshape.safetensors"
     if shipped.is_file():
         return shipped
-    print("models/layered.safetensors not found: using an untrained tiny model", file=sys.stderr)
+    print("models/vqshape.safetensors not found: using an untrained tiny model", file=sys.stderr)
     tiny = checkpoint.new_model("layered", {"net_options": {"base": 8, "depth": 3, "full_res": 8}})
     return checkpoint.save(tiny, tmp / "tiny-layered.safetensors")
 

@@ -17,13 +17,16 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys):
                  "--validate-every", "3", "--config", TINY, "--device", "cpu", "-o", str(model)])
     assert code == 0 and model.exists()
     assert "saved" in capsys.readouterr().out
+    from blastoseg.checkpoint import read_metadata
+
+    assert set(read_metadata(model)["config"]["object_diameters"]) == {"median", "range"}
 
     frame = (np.random.default_rng(0).random((48, 40)) * 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "frame.tif", frame)
     tifffile.imwrite(tmp_path / "stack.tif", np.stack([frame, frame, frame]))
     out = tmp_path / "out"
     code = main(["segment", str(tmp_path / "frame.tif"), str(tmp_path / "stack.tif"), "-m", str(model),
-                 "--no-tta", "--device", "cpu", "-o", str(out)])
+                 "--no-tta", "--no-rescale", "--device", "cpu", "-o", str(out)])
     assert code == 0
     frames, provenance = io.read_amodal(out / "frame_amodal.tif")
     assert len(frames) == 1 and frames[0].shape == (48, 40)

@@ -114,3 +114,22 @@ def test_training_pairs_are_brought_to_the_models_working_size():
     # A model that inverts bright backgrounds is trained on what predict shows it.
     dark_on_bright = PairSource([(1 - image, truth)]).for_model({"invert_bright_background": True})
     np.testing.assert_array_equal(dark_on_bright.pairs[0][0], image)
+
+
+def test_training_records_the_object_sizes_it_sees_and_a_fine_tune_keeps_the_old_range():
+    from blastoseg.train import record_training_sizes
+    from blastoseg.training_data import PairSource, SyntheticSource
+
+    labels = np.zeros((64, 64), np.int32)
+    labels[4:24, 4:24], labels[30:50, 30:50] = 1, 2  # 20 x 20 squares: diameter 22.6
+    config: dict = {}
+    record_training_sizes(config, PairSource([(labels.astype(np.float32), Instances.from_label_image(labels))]))
+    sizes, d = config["object_diameters"], np.sqrt(4 * 400 / np.pi)
+    assert sizes["median"] == round(d, 2) and sizes["range"] == [round(d / 1.5, 2), round(d * 1.5, 2)]
+    config["object_diameters"]["range"] = [5.0, 20.0]  # a model that knew smaller objects
+    record_training_sizes(config, PairSource([(labels.astype(np.float32), Instances.from_label_image(labels))]))
+    assert config["object_diameters"]["range"] == [5.0, round(d * 1.5, 2)]
+    synthetic: dict = {"working_size": 128}
+    record_training_sizes(synthetic, SyntheticSource("embryo", 256).for_model(synthetic))
+    low, high = synthetic["object_diameters"]["range"]
+    assert 0 < low < synthetic["object_diameters"]["median"] < high < 128

@@ -89,3 +89,47 @@ def test_a_bright_background_is_inverted_only_when_the_model_asks():
     assert np.array_equal(segment(image, asking, tta=False, device="cpu").visible_labels(), expected)
     # A model that does not ask takes the background for one big object.
     assert len(segment(1 - image, plain_model, tta=False, device="cpu")) == 1
+
+
+class SizeSpy(Threshold):
+    """Threshold that records the size of every frame it post-processes."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def postprocess(self, maps, config):
+        self.shapes.append(tuple(maps.shape[-2:]))
+        return super().postprocess(maps, config)
+
+
+def discs(shape, radius, n_per_side):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image = np.zeros(shape, np.float32)
+    step = shape[0] / n_per_side
+    for i in range(n_per_side):
+        for j in range(n_per_side):
+            image[(yy - (i + 0.5) * step) ** 2 + (xx - (j + 0.5) * step) ** 2 <= radius**2] = 1.0
+    return image
+
+
+@pytest.mark.parametrize("radius, expected_passes", [(20, [(200, 200), (67, 67)]), (5, [(200, 200)]), (2, [(200, 200)])])
+def test_objects_above_the_training_sizes_are_segmented_again_shrunk(radius, expected_passes):
+    spy = SizeSpy()
+    sizes = {"median": 10.0, "range": [6.0, 16.0]}  # diameters the model was trained on
+    model = Model(spy, {"normalize_percentiles": (0, 100), "object_diameters": sizes}, Identity())
+    image = discs((200, 200), radius, 3)
+    found = segment(image, model, tta=False, device="cpu")
+    assert spy.shapes == expected_passes  # 40 px discs: again at the scale that makes them 16 / 1.2 px
+    assert found.shape == (200, 200) and len(found) == 9
+    truth = Instances.from_label_image(ndimage.label(image > 0.5)[0])
+    assert (found.iou(truth).max(1) >= 0.8).all()
+    spy.shapes.clear()
+    segment(image, model, tta=False, device="cpu", auto_scale=False)
+    assert spy.shapes == [(200, 200)]
+
+
+def test_a_model_without_recorded_sizes_is_never_rescaled():
+    spy = SizeSpy()
+    model = Model(spy, {"normalize_percentiles": (0, 100)}, Identity())
+    segment(discs((200, 200), 30, 3), model, tta=False, device="cpu")
+    assert spy.shapes == [(200, 200)]

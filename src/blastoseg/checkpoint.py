@@ -74,7 +74,7 @@ def list_models() -> dict[str, Path]:
 
 
 # Best first, by the measured amodal scores in docs/benchmarks.md.
-DEFAULT_PREFERENCE = ("layered", "vqshape", "embedseg")
+DEFAULT_PREFERENCE = ("vqshape", "layered", "embedseg")
 
 
 def default_model_name() -> str:

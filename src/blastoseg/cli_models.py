@@ -20,7 +20,9 @@ def _bar(total: int, desc: str, unit: str):  # noqa: ANN202 - a tqdm bar
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
-def segment_file(path: Path, model: Model, out_dir: Path, tta: bool, tile: int | None, device: str) -> tuple[Path, Path, int]:
+def segment_file(
+    path: Path, model: Model, out_dir: Path, tta: bool, tile: int | None, device: str, auto_scale: bool = True
+) -> tuple[Path, Path, int]:
     """Segment one image file; write `<stem>_amodal.tif` and `<stem>_visible.tif`."""
     from blastoseg import __version__, io
     from blastoseg.predict import segment_frames
@@ -32,7 +34,7 @@ def segment_file(path: Path, model: Model, out_dir: Path, tta: bool, tile: int |
         bar.total = total
         bar.update(done - bar.n)
 
-    found = segment_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress)
+    found = segment_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress, auto_scale=auto_scale)
     bar.close()
     provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256,
                   "source": str(path), "tta": str(tta), "blastoseg_version": __version__}
@@ -54,7 +56,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in paths:
-        amodal, visible, count = segment_file(path, model, out_dir, not args.no_tta, args.tile, args.device)
+        amodal, visible, count = segment_file(path, model, out_dir, not args.no_tta, args.tile, args.device, not args.no_rescale)
         print(f"{path.name}: {count} cells -> {amodal.name}, {visible.name}")
     return 0
 
@@ -128,6 +130,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--model", default=None, help="model name (see `blastoseg info`) or .safetensors path; default: the best shipped model")
     p.add_argument("--no-tta", action="store_true", help="skip the 8-fold test-time augmentation (8x faster)")
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: automatic)")
+    p.add_argument("--no-rescale", action="store_true",
+                   help="never segment a frame again rescaled when its objects are far larger or smaller than the model's training objects")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.set_defaults(func=cmd_segment)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from skimage.transform import resize
 
-from blastoseg import augment
+from blastoseg import augment, object_size
 from blastoseg.checkpoint import Model, load, resolve_device
 from blastoseg.consensus import consensus
 from blastoseg.instances import Instances
@@ -136,30 +136,47 @@ def segment_frames(
     device: str | torch.device = "auto",
     progress: Progress | None = None,
     bf16: bool = False,
+    auto_scale: bool = True,
 ) -> list[Instances]:
     """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one Instances per frame.
 
-    `progress(done, total)` counts network passes: frames x tiles x TTA views.
+    With `auto_scale`, a frame whose objects are far larger or smaller than the model's
+    training objects is segmented again, rescaled to bring them into the training range
+    (`object_size`). `progress(done, total)` counts network passes: frames x tiles x TTA
+    views, plus the passes of any frame segmented again.
     """
     frames = as_frames(np.asarray(image))
     device = resolve_device(device)
     model = _as_model(model, device)
     predictor = Predictor(model, tta, device, bf16=bf16)
-    working = working_shape(frames.shape[1:], model.config.get("working_size"))
-    tile, overlap = _tiling(working, tile if working == frames.shape[1:] else None, model.config)
-    total = len(frames) * len(plan_tiles(working, tile, overlap, predictor.multiple)) * predictor.n_views
+    config = model.config
+    working = working_shape(frames.shape[1:], config.get("working_size"))
+    user_tile = tile if working == frames.shape[1:] else None
+    passes = len(plan_tiles(working, *_tiling(working, user_tile, config), predictor.multiple)) * predictor.n_views
+    total = [len(frames) * passes]
     if progress is not None:
-        predictor.on_view = lambda done: progress(done, total)
+        predictor.on_view = lambda done: progress(done, total[0])
+
+    def at_shape(frame: np.ndarray, shape: tuple[int, int]) -> Instances:
+        """The frame's instances found at `shape`, in `shape`'s coordinates."""
+        scaled = frame if shape == frame.shape else resize(frame, shape, order=1, anti_aliasing=shape[0] < frame.shape[0]).astype(np.float32)
+        size, overlap = _tiling(shape, user_tile, config)
+        return segment_tiled(scaled, predictor.segment_tile, size, overlap, multiple=predictor.multiple)
+
     results = []
     for frame in frames:
-        frame = model_input(frame, model.config)
-        working = working_shape(frame.shape, model.config.get("working_size"))
-        if working == frame.shape:
-            results.append(segment_tiled(frame, predictor.segment_tile, tile, overlap, multiple=predictor.multiple))
-            continue
-        small = resize(frame, working, order=1, anti_aliasing=True).astype(np.float32)
-        found = segment_tiled(small, predictor.segment_tile, tile, overlap, multiple=predictor.multiple)
-        results.append(found.resized(frame.shape))
+        frame = model_input(frame, config)
+        working = shape = working_shape(frame.shape, config.get("working_size"))
+        found, scale = at_shape(frame, shape), 1.0
+        for _ in range(object_size.MAX_PASSES if auto_scale else 0):
+            factor = object_size.rescale_factor(found, config, scale)
+            if abs(factor - 1.0) < 0.01:
+                break
+            scale *= factor
+            shape = (max(32, round(working[0] * scale)), max(32, round(working[1] * scale)))
+            total[0] += len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * predictor.n_views
+            found = at_shape(frame, shape)
+        results.append(found if shape == frame.shape else found.resized(frame.shape))
     return results
 
 
@@ -171,9 +188,10 @@ def segment(
     device: str | torch.device = "auto",
     progress: Progress | None = None,
     bf16: bool = False,
+    auto_scale: bool = True,
 ) -> Instances:
-    """Segment one 2D frame (H, W); see `segment_frames` for stacks."""
+    """Segment one 2D frame (H, W); see `segment_frames` for stacks and `auto_scale`."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] not in (3, 4):
         raise ValueError(f"segment() takes one 2D frame; got shape {image.shape}. Use segment_frames() for stacks")
-    return segment_frames(image, model, tta=tta, tile=tile, device=device, progress=progress, bf16=bf16)[0]
+    return segment_frames(image, model, tta=tta, tile=tile, device=device, progress=progress, bf16=bf16, auto_scale=auto_scale)[0]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blastoseg import checkpoint
+from blastoseg import checkpoint, object_size
 from blastoseg.checkpoint import Model
 from blastoseg.instances import Instances
 from blastoseg.training_data import Augmentation, PairSource, SyntheticSource, as_model_sees, sample_batch
@@ -97,6 +97,24 @@ def validate(model: Model, pairs: Sequence[tuple[np.ndarray, Instances]], device
     return float(np.mean(scores)) if scores else float("nan")
 
 
+SIZE_SAMPLES = 64  # synthetic images drawn to measure the object sizes of an endless source
+
+
+def record_training_sizes(config: dict, source: PairSource | SyntheticSource) -> None:
+    """Store the object sizes the training images show in `config` (see `object_size`). A
+    fine-tuned model keeps the range it knew and learns the new one: the union of both."""
+    if isinstance(source, PairSource):
+        sets = [instances for _, instances in source.pairs]
+    else:  # a fixed seed: the record does not depend on the training stream
+        rng = np.random.default_rng(0)
+        sets = [source.draw(rng)[1] for _ in range(SIZE_SAMPLES)]
+    sizes = object_size.training_sizes(sets)
+    if object_size.KEY in config:
+        known = config[object_size.KEY]["range"]
+        sizes["range"] = [min(known[0], sizes["range"][0]), max(known[1], sizes["range"][1])]
+    config[object_size.KEY] = sizes
+
+
 def train(
     model: Model,
     source: PairSource | SyntheticSource,
@@ -114,6 +132,7 @@ def train(
     torch.manual_seed(options.seed)
     method, config = model.method, model.config
     source = source.for_model(config)
+    record_training_sizes(config, source)
     validation = [as_model_sees(image, truth, config) for image, truth in validation]
     net = model.net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)

@@ -35,7 +35,7 @@ class EmbedSeg:
     tta_merge = "fields"
     # activated channels: dy, dx (pixels), log-sigma y, log-sigma x, seediness
     layout = FieldLayout(vectors=((0, 1),), axis_pairs=((2, 3),))
-    tuning_grid = {"seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9), "foreground_threshold": (0.4, 0.5)}
+    tuning_grid = {"seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), "foreground_threshold": (0.4, 0.5), "min_size": (8, 16, 32, 64)}
 
     def default_config(self) -> dict[str, Any]:
         return {
