@@ -77,7 +77,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 def cmd_sizes(args: argparse.Namespace) -> None:
     """Record the training split's object sizes in a model trained before `train` did so
-    itself (`object_size`: frames of far larger or smaller nuclei are then rescaled)."""
+    itself (`object_size`: frames of far larger nuclei are then segmented again, shrunk)."""
     from blastoseg import checkpoint
     from blastoseg.train import record_training_sizes
     from blastoseg.training_data import PairSource

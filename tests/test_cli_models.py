@@ -11,7 +11,7 @@ from blastoseg.cli import main
 TINY = json.dumps({"net_options": {"base": 4, "depth": 2, "full_res": 4}, "offset_scale": 32.0})
 
 
-def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys):
+def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
     model = tmp_path / "tiny.safetensors"
     code = main(["train", "synthetic:embryo", "--steps", "3", "--batch", "2", "--crop", "64",
                  "--validate-every", "3", "--config", TINY, "--device", "cpu", "-o", str(model)])
@@ -34,6 +34,14 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys):
     stack_frames, _ = io.read_amodal(out / "stack_amodal.tif")
     assert len(stack_frames) == 3
     assert tifffile.imread(out / "stack_visible.tif").shape == (3, 48, 40)
+
+    import blastoseg.predict
+
+    asked, real = [], blastoseg.predict.segment_frames
+    monkeypatch.setattr(blastoseg.predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
+    for flags in ([], ["--no-rescale"]):
+        assert main(["segment", str(tmp_path / "frame.tif"), "-m", str(model), "--no-tta", *flags, "-o", str(tmp_path / "o2")]) == 0
+    assert asked == [True, False]
 
 
 def test_fine_tuning_keeps_the_method_and_refuses_a_mismatch(tmp_path):

@@ -41,6 +41,8 @@ def test_rescale_factor_shrinks_objects_above_the_range_just_inside_it():
     # 80 px objects go to 40 / 1.2 px; small objects are never enlarged
     assert object_size.rescale_factor(disc_instances([80, 80, 80]), config) == pytest.approx(40 / 1.2 / 80, rel=0.05)
     assert object_size.rescale_factor(disc_instances([5, 5, 5]), config) == 1.0
+    # measured in a frame already shrunk to 0.8: 0.8 x 33.3 / 80 of the frame in all
+    assert object_size.rescale_factor(disc_instances([80, 80, 80]), config, scale=0.8) == pytest.approx(40 / 1.2 / 80, rel=0.05)
     # a frame already shrunk to 0.5 may shrink to 0.25 at most
     assert object_size.rescale_factor(disc_instances([80, 80, 80]), config, scale=0.5) == 0.5
     assert object_size.rescale_factor(disc_instances([80, 80]), config) == 1.0  # too few to judge

@@ -133,3 +133,46 @@ def test_a_model_without_recorded_sizes_is_never_rescaled():
     model = Model(spy, {"normalize_percentiles": (0, 100)}, Identity())
     segment(discs((200, 200), 30, 3), model, tta=False, device="cpu")
     assert spy.shapes == [(200, 200)]
+
+
+class Fragmenting(SizeSpy):
+    """Like a network that outgrows its reach: objects over 30 px across come out as their top half."""
+
+    def postprocess(self, maps, config):
+        self.shapes.append(tuple(maps.shape[-2:]))
+        labels, n = ndimage.label(maps[0].numpy() > 0.5)
+        for i in range(1, n + 1):
+            rows = np.nonzero((labels == i).any(1))[0]
+            if (labels == i).sum() > np.pi * 15**2:
+                labels[(rows[0] + rows[-1]) // 2 + 1 : rows[-1] + 1][labels[(rows[0] + rows[-1]) // 2 + 1 : rows[-1] + 1] == i] = 0
+        return Instances.from_label_image(labels)
+
+
+def test_a_frame_is_shrunk_again_while_fragments_hide_the_objects_true_size():
+    spy = Fragmenting()
+    model = Model(spy, {"normalize_percentiles": (0, 100), "object_diameters": {"median": 10.0, "range": [6.0, 16.0]}}, Identity())
+    image = discs((300, 300), 25, 3)
+    calls = []
+    found = segment(image, model, tta=False, device="cpu", progress=lambda d, t: calls.append((d, t)))
+    # Half-discs of 35 px -> shrunk to 0.38 (whole discs of 19 px, still too large) -> 0.27.
+    sides = [s[0] for s in spy.shapes]
+    assert len(sides) == 3 and sides[0] == 300 and abs(sides[1] - 113) <= 2 and abs(sides[2] - 80) <= 2
+    assert calls[-1] == (3, 3)
+    truth = Instances.from_label_image(ndimage.label(image > 0.5)[0])
+    assert len(found) == 9 and (found.iou(truth).max(1) >= 0.8).all()
+
+
+class MissesSmallObjects(SizeSpy):
+    """A model that cannot see objects under 15 px across."""
+
+    def postprocess(self, maps, config):
+        found = super().postprocess(maps, config)
+        return found[np.sqrt(4 * found.areas() / np.pi) >= 15]
+
+
+def test_a_shrunk_pass_that_loses_the_objects_is_not_kept():
+    spy = MissesSmallObjects()
+    model = Model(spy, {"normalize_percentiles": (0, 100), "object_diameters": {"median": 10.0, "range": [6.0, 16.0]}}, Identity())
+    found = segment(discs((200, 200), 20, 3), model, tta=False, device="cpu")
+    assert spy.shapes == [(200, 200), (67, 67)]  # at 67 px the discs are 13 px across: none found
+    assert found.shape == (200, 200) and len(found) == 9 and np.median(found.areas()) > 1000

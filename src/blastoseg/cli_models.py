@@ -131,7 +131,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tta", action="store_true", help="skip the 8-fold test-time augmentation (8x faster)")
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: automatic)")
     p.add_argument("--no-rescale", action="store_true",
-                   help="never segment a frame again rescaled when its objects are far larger or smaller than the model's training objects")
+                   help="never segment a frame again, shrunk, when its objects are far larger than the model's training objects")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.set_defaults(func=cmd_segment)

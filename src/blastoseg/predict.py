@@ -29,6 +29,7 @@ from blastoseg.tiling import plan_tiles, segment_tiled
 Progress = Callable[[int, int], None]
 UNTILED_MAX_PIXELS = 1024 * 1024
 AUTO_TILE = 1024
+MIN_SIDE = 32  # the smallest tile `_tiling` accepts: frames are never shrunk below it
 
 
 def _inference_net(model: Model, device: torch.device) -> torch.nn.Module:
@@ -122,8 +123,8 @@ def _as_model(model: Model | str | os.PathLike, device: str | torch.device) -> M
 def _tiling(shape: tuple[int, int], tile: int | None, config: dict) -> tuple[int, int]:
     if tile is None:
         tile = max(shape) if shape[0] * shape[1] <= UNTILED_MAX_PIXELS else AUTO_TILE
-    if tile < 32:
-        raise ValueError(f"tile size {tile} is too small; use at least 32 pixels, or leave it on auto")
+    if tile < MIN_SIDE:
+        raise ValueError(f"tile size {tile} is too small; use at least {MIN_SIDE} pixels, or leave it on auto")
     overlap = min(int(config.get("tile_overlap", 128)), tile // 2 - 1)
     return tile, overlap
 
@@ -140,10 +141,11 @@ def segment_frames(
 ) -> list[Instances]:
     """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one Instances per frame.
 
-    With `auto_scale`, a frame whose objects are far larger or smaller than the model's
-    training objects is segmented again, rescaled to bring them into the training range
-    (`object_size`). `progress(done, total)` counts network passes: frames x tiles x TTA
-    views, plus the passes of any frame segmented again.
+    With `auto_scale`, a frame whose objects are far larger than the model's training
+    objects is segmented again, shrunk to bring them into the training range
+    (`object_size`); each frame of a stack is judged on its own, so one frame may be
+    segmented at another scale than its neighbours. `progress(done, total)` counts network
+    passes: frames x tiles x TTA views, plus the passes of any frame segmented again.
     """
     frames = as_frames(np.asarray(image))
     device = resolve_device(device)
@@ -169,13 +171,16 @@ def segment_frames(
         working = shape = working_shape(frame.shape, config.get("working_size"))
         found, scale = at_shape(frame, shape), 1.0
         for _ in range(object_size.MAX_PASSES if auto_scale else 0):
-            factor = object_size.rescale_factor(found, config, scale)
-            if abs(factor - 1.0) < 0.01:
+            # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
+            smaller = max(scale * object_size.rescale_factor(found, config, scale), MIN_SIDE / min(working))
+            if smaller > scale * 0.99:
                 break
-            scale *= factor
-            shape = (max(32, round(working[0] * scale)), max(32, round(working[1] * scale)))
-            total[0] += len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * predictor.n_views
-            found = at_shape(frame, shape)
+            new_shape = (round(working[0] * smaller), round(working[1] * smaller))
+            total[0] += len(plan_tiles(new_shape, *_tiling(new_shape, user_tile, config), predictor.multiple)) * predictor.n_views
+            candidate = at_shape(frame, new_shape)
+            if len(candidate) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
+                break
+            found, shape, scale = candidate, new_shape, smaller
         results.append(found if shape == frame.shape else found.resized(frame.shape))
     return results
 
