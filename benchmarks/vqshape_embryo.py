@@ -47,7 +47,7 @@ VARIANTS = {
 }
 FULL = "vq_refine_occlusion"
 NMS_GRID = (0.5, 0.6, 0.7, 0.8)
-SCORE_GRID = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95)
+SCORE_GRID = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 0.97, 0.98)
 SCORE_KEYS = ("mAP", "AP", "AP50", "AP75", "AR_none", "AR_partial", "AR_heavy", "area_error_median", "n_pred")
 VALIDATION_SEED = 12345  # the images watched during training, as `blastoseg train synthetic:embryo`
 
