@@ -9,6 +9,7 @@ from blastoseg.checkpoint import load, new_model
 from blastoseg.instances import Instances
 from blastoseg.methods import get_method
 from blastoseg.methods.fcrnet import adjacency, alpha_at, colour_maps, permuted, power_normalise, separation_weights
+from blastoseg.predict import merge_views
 
 METHOD = get_method("fcrnet")
 CONFIG = METHOD.default_config()
@@ -169,10 +170,10 @@ def test_affinity_tta_of_permuted_transformed_views_equals_the_single_view():
         assert torch.allclose(permuted(views[-1], order), colour_maps(colour, 4))
     views = torch.stack(views)
     assert not torch.allclose(views[:, 5:].mean(0), views[0, 5:])  # colours really differ
-    merged = METHOD.merge_views(views, config)
+    merged = merge_views(METHOD, views, config)
     assert _same(merged, single) and _same(merged, truth)
     assert np.allclose(merged.scores, 1.0)
-    assert _same(METHOD.merge_views(views, {**config, "tta": "instances"}), truth)
+    assert _same(merge_views(METHOD, views, {**config, "tta": "instances"}), truth)
     assert METHOD.tta_merge_for(config) == "fields" and METHOD.tta_merge_for({"tta": "instances"}) == "instances"
     assert METHOD.tta_merge == METHOD.tta_merge_for(CONFIG)  # the class attribute is the default's rule
 
@@ -193,12 +194,12 @@ def test_tiny_model_trains_and_segments(tmp_path):
     image = np.random.default_rng(0).random((40, 52)).astype(np.float32)
     for tta in (False, True):
         assert segment(image, loaded, tta=tta, device="cpu").shape == (40, 52)
-    # With tta "affinity", segment averages the views' maps (the fields rule), as merge_views does.
+    # With tta "affinity", segment averages the views' maps (the fields rule).
     from blastoseg.io import normalize
     from blastoseg.predict import Predictor
 
     loaded.config["tta"] = "affinity"
-    expected = METHOD.merge_views(Predictor(loaded, True, torch.device("cpu")).view_maps(normalize(image)), loaded.config)
+    expected = merge_views(METHOD, Predictor(loaded, True, torch.device("cpu")).view_maps(normalize(image)), loaded.config)
     assert segment(image, loaded, tta=True, device="cpu") == expected
 
 

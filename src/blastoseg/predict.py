@@ -98,16 +98,24 @@ class Predictor:
     def segment_tile(self, tile: np.ndarray) -> Instances:
         method, config = self.model.method, self.model.config
         if hasattr(method, "detect"):
-            sets = self.view_instances(tile)
-        else:
-            maps = self.view_maps(tile)
-            if tta_merge(method, config) == "fields":
-                found = method.postprocess(maps.mean(0), config)
-                if self.tta and hasattr(method, "view_agreement") and len(found):
-                    found = found.with_scores(method.view_agreement(maps, found, config))
-                return found
-            sets = [method.postprocess(m, config) for m in maps]
-        return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
+            return _agreed(self.view_instances(tile), config)
+        return merge_views(method, self.view_maps(tile), config)
+
+
+def merge_views(method: object, views: torch.Tensor, config: dict) -> Instances:
+    """Instances from the (V, C, H, W) activated maps of a tile's views (V = 1 without TTA),
+    merged by the method's rule: averaged maps post-processed once, or the consensus of
+    each view's instances."""
+    if tta_merge(method, config) == "fields":
+        found = method.postprocess(views.mean(0), config)
+        if len(views) > 1 and hasattr(method, "view_agreement") and len(found):
+            found = found.with_scores(method.view_agreement(views, found, config))
+        return found
+    return _agreed([method.postprocess(v, config) for v in views], config)
+
+
+def _agreed(sets: list[Instances], config: dict) -> Instances:
+    return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
 
 
 def tta_merge(method: object, config: dict) -> str:
@@ -154,8 +162,11 @@ def segment_frames(
     config = model.config
     working = working_shape(frames.shape[1:], config.get("working_size"))
     user_tile = tile if working == frames.shape[1:] else None
-    passes = len(plan_tiles(working, *_tiling(working, user_tile, config), predictor.multiple)) * predictor.n_views
-    total = [len(frames) * passes]
+
+    def passes_at(shape: tuple[int, int]) -> int:
+        return len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * predictor.n_views
+
+    total = [len(frames) * passes_at(working)]
     if progress is not None:
         predictor.on_view = lambda done: progress(done, total[0])
 
@@ -167,8 +178,7 @@ def segment_frames(
 
     results = []
     for frame in frames:
-        frame = model_input(frame, config)
-        working = shape = working_shape(frame.shape, config.get("working_size"))
+        frame, shape = model_input(frame, config), working
         found, scale = at_shape(frame, shape), 1.0
         for _ in range(object_size.MAX_PASSES if auto_scale else 0):
             # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
@@ -176,7 +186,7 @@ def segment_frames(
             if smaller > scale * 0.99:
                 break
             new_shape = (round(working[0] * smaller), round(working[1] * smaller))
-            total[0] += len(plan_tiles(new_shape, *_tiling(new_shape, user_tile, config), predictor.multiple)) * predictor.n_views
+            total[0] += passes_at(new_shape)
             candidate = at_shape(frame, new_shape)
             if len(candidate) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
                 break

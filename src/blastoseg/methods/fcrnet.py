@@ -38,7 +38,7 @@ of each pixel to its 4-neighbours, which is permutation invariant and a D4 field
 views are averaged ("fields") and foreground pixels (h_0 < 0.5) are joined across edges
 of affinity > `affinity_threshold`. With `tta: "instances"` each view is post-processed
 and `consensus` merges them (the default of a new model); `predict` asks
-`tta_merge_for(config)` which rule applies, and `merge_views` does either. FCRNet is
+`tta_merge_for(config)` which rule applies (`predict.merge_views`). FCRNet is
 modal: it segments what is visible.
 
 Activated channels: 0-3 affinities as (D - U, R - L, D + U, R + L), R(y, x) being the
@@ -58,7 +58,6 @@ from skimage.measure import label as label_regions
 from torch.nn import functional as F
 
 from blastoseg.augment import FieldLayout
-from blastoseg.consensus import consensus
 from blastoseg.instances import Instances
 from blastoseg.nets import build_net
 
@@ -303,16 +302,6 @@ class FCRNet:
             return _instances(labels, 1 - background, int(config["min_size"]))
         colour, confidence = argmax_colour(colours.numpy())
         return _instances(colour_labels(colour), confidence, int(config["min_size"]))
-
-    def merge_views(self, views: torch.Tensor, config: Config) -> Instances:
-        """Instances from the (V, C, H, W) activated maps of the views, by `config["tta"]`."""
-        if len(views) == 1:
-            return self.postprocess(views[0], config)
-        if self.tta_merge_for(config) == "instances":
-            sets = [self.postprocess(v, config) for v in views]
-            return consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
-        found = self.postprocess(views.mean(0), config)
-        return found.with_scores(self.view_agreement(views, found, config)) if len(found) else found
 
     def view_agreement(self, views: torch.Tensor, instances: Instances, config: Config) -> np.ndarray:
         """Per instance, the mean fraction of the views that call its pixels foreground."""
