@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     model = load(args.init, device="cpu") if args.init else new_model("embedseg", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
-        validate_every=args.validate_every, device=args.device,
+        validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
         description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {len(held)} held out); "
         f"command: python benchmarks/dsb.py train {' '.join(sys.argv[2:])}",
     )
@@ -148,6 +148,7 @@ def add_train_arguments(t: argparse.ArgumentParser, output: str) -> argparse.Arg
     t.add_argument("--validate-every", type=int, default=200)
     t.add_argument("--val-images", type=int, default=30)
     t.add_argument("--init", default=None)
+    t.add_argument("--ema", type=float, default=None, metavar="DECAY", help="validate and save a moving average of the weights")
     t.add_argument("--device", default="auto")
     t.add_argument("-o", "--output", default=output)
     return t

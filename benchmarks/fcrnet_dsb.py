@@ -53,11 +53,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     pairs, held = split_train(load_split("train"))
     val = [(normalize(image), truth) for _, image, truth in held[: args.val_images]]
     source = PairSource(pairs)
-    config = {"colours": args.colours, "min_size": args.min_size, "tta": args.tta}
+    config = {"colours": args.colours, "min_size": args.min_size, "tta": args.tta, **json.loads(args.config)}
     model = load(args.init, device="cpu") if args.init else new_model("fcrnet", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
-        validate_every=args.validate_every, device=args.device,
+        validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
         description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {len(held)} held out); "
         f"command: python benchmarks/fcrnet_dsb.py train {' '.join(sys.argv[2:])}",
     )
@@ -137,6 +137,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = add_train_arguments(sub.add_parser("train"), "models/fcrnet-nuclei.safetensors")
     t.add_argument("--colours", type=int, default=4, help="K, background included (paper's ablation: 3, 4, 10)")
+    t.add_argument("--config", default="{}", help="JSON merged into the new model's config, e.g. '{\"w_colour\": 1}'")
     t.add_argument("--tta", choices=("affinity", "instances"), default="instances", help="TTA merge stored in the model")
     t.add_argument("--min-size", type=int, default=16, help="smallest instance kept, pixels (8 let fragments through)")
     e = sub.add_parser("evaluate")

@@ -91,3 +91,25 @@ def test_saved_checkpoints_are_readable_by_others(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_new_model_starts_from_the_same_weights_for_the_same_seed():
+    import torch
+
+    from blastoseg.checkpoint import new_model
+
+    state = torch.get_rng_state()
+    a, b, c = (new_model("embedseg", seed=s).net.state_dict() for s in (0, 0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random stream is untouched
+
+
+@pytest.mark.parametrize("net", ["unet", "erfnet"])
+def test_embedseg_offsets_and_sigma_start_at_zero(net):
+    import torch
+
+    from blastoseg.checkpoint import new_model
+
+    model = new_model("embedseg", {"net": net, "net_options": {}})
+    raw = model.net.eval()(torch.rand(1, 1, 64, 64))
+    assert raw.shape[1] == 5 and torch.count_nonzero(raw[:, :4]) == 0 and torch.count_nonzero(raw[:, 4]) > 0

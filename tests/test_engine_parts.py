@@ -1,6 +1,7 @@
 """Lovasz hinge, medoids, tiling plans, TTA consensus."""
 
 import numpy as np
+import pytest
 import torch
 
 from blastoseg.consensus import consensus
@@ -133,3 +134,48 @@ def test_training_records_the_object_sizes_it_sees_and_a_fine_tune_keeps_the_old
     record_training_sizes(synthetic, SyntheticSource("embryo", 256).for_model(synthetic))
     low, high = synthetic["object_diameters"]["range"]
     assert 0 < low < synthetic["object_diameters"]["median"] < high < 128
+
+
+
+def test_the_weight_average_ramps_its_decay_up():
+    from blastoseg.train import weight_average
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.constant_(net.weight, 0.0)
+    average = weight_average(net, 0.999)
+    torch.nn.init.constant_(net.weight, 1.0)
+    average.update_parameters(net)  # the first update copies
+    torch.nn.init.constant_(net.weight, 2.0)
+    average.update_parameters(net)  # then decay (1 + 1) / (10 + 1)
+    assert average.module.weight.detach().item() == pytest.approx(1 * 2 / 11 + 2 * 9 / 11)
+
+
+def test_a_weight_average_is_what_training_validates_saves_and_returns(tmp_path):
+    from blastoseg import checkpoint
+    from blastoseg.train import Budget, TrainOptions, train
+    from blastoseg.training_data import Augmentation, PairSource
+
+    labels = np.zeros((64, 64), np.int32)
+    labels[8:28, 8:28], labels[36:56, 30:50] = 1, 2
+    pairs = [((labels > 0).astype(np.float32), Instances.from_label_image(labels))]
+    model = checkpoint.new_model("embedseg", {})
+    options = TrainOptions(Budget(steps=4), batch=2, lr=1e-2, augmentation=Augmentation(crop=64),
+                           validate_every=4, device="cpu", ema_decay=0.999)
+    events = train(model, PairSource(pairs), options, tmp_path / "m.safetensors", validation=pairs)
+    for event in events:
+        last = {k: v.clone() for k, v in model.net.state_dict().items()}  # the last step's own weights
+    assert event.step == 4 and event.validation is not None and event.validation_last is not None
+    assert "val_ap50_last" in event.as_dict() and event.saved is not None
+    returned, saved = model.net.state_dict(), checkpoint.load(event.saved, "cpu").net.state_dict()
+    assert all(torch.allclose(saved[k].float(), v.float()) for k, v in returned.items())
+    assert not all(torch.equal(returned[k], last[k]) for k in returned)
+
+
+def test_window_max_equals_max_pooling():
+    from torch.nn import functional as F
+
+    from blastoseg.methods.embedseg import window_max
+
+    x = torch.rand(2, 1, 23, 17)
+    for size in (1, 3, 11):
+        assert torch.equal(window_max(x, size), F.max_pool2d(x, size, 1, size // 2))

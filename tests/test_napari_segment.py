@@ -150,3 +150,18 @@ def test_rgb_is_converted_with_a_warning_and_cancel_adds_nothing(make_napari_vie
     assert layer_snapshot(viewer) == before
     assert env["notes"][-1] == ("info", "Segmentation cancelled; no layers were added")
     assert not widget._run.native.isHidden() and widget._cancel.native.isHidden()
+
+
+def test_the_rescale_switch_reaches_segmentation(make_napari_viewer, env, monkeypatch):
+    import blastoseg.predict as predict
+
+    asked, real = [], predict.segment_frames
+    monkeypatch.setattr(predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
+    viewer = make_napari_viewer()
+    viewer.add_image(embryo().image[:96, :96], name="embryo")
+    widget = SegmentWidget(viewer)
+    widget._tta.value = False
+    widget.run()
+    widget._rescale.value = False
+    widget.run()
+    assert errors(env) == [] and asked == [True, False]

@@ -186,8 +186,12 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -
     return Model(method, config, net, meta, path)
 
 
-def new_model(method_name: str, config: dict[str, Any] | None = None) -> Model:
-    """A freshly initialised model of a method, its config the defaults updated by `config`."""
+def new_model(method_name: str, config: dict[str, Any] | None = None, seed: int = 0) -> Model:
+    """A freshly initialised model of a method, its config the defaults updated by `config`.
+    The initial weights depend on `seed` only, so a training run can be repeated."""
     method = get_method(method_name)
     full = {**method.default_config(), **(config or {})}
-    return Model(method, full, method.build(full))
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's random stream as it was
+        torch.manual_seed(seed)
+        net = method.build(full)
+    return Model(method, full, net)

@@ -3,7 +3,9 @@
 `train()` yields a `TrainEvent` after every step, so a caller (the CLI's progress bar,
 napari's `thread_worker`) can show the loss, plot it and stop between steps by closing
 the generator. Adam with a poly learning rate over the budget (steps or minutes); the
-best model by validation AP is saved atomically after every validation. A method with
+best model by validation AP is saved atomically after every validation. With
+`ema_decay`, validation and the saved checkpoints use an exponential moving average
+of the weights (and batch-norm statistics) instead of the last step's. A method with
 a `pretrain` hook first spends up to `pretrain_fraction` of the budget in it (its
 steps are events too), and one with a `training_loss` hook computes its own losses.
 """
@@ -11,6 +13,7 @@ steps are events too), and one with a `training_loss` hook computes its own loss
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import time
@@ -36,13 +39,15 @@ class TrainEvent:
     eta: float  # seconds left
     lr: float
     validation: float | None = None  # AP_dsb@0.5 on the validation pairs, when just measured
+    validation_last: float | None = None  # the same for the last step's weights, when averaging
     best: float | None = None
     saved: Path | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         """One JSON-ready log line: step, seconds, learning rate, loss terms, validation."""
         return {"step": self.step, "elapsed": round(self.elapsed), "lr": round(self.lr, 6),
-                **{k: round(v, 4) for k, v in self.losses.items()}, "val_ap50": self.validation, "best": self.best}
+                **{k: round(v, 4) for k, v in self.losses.items()}, "val_ap50": self.validation,
+                **({"val_ap50_last": self.validation_last} if self.validation_last is not None else {}), "best": self.best}
 
 
 @dataclass
@@ -80,6 +85,19 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     description: str = ""  # training data and command, stored in the checkpoint
+    ema_decay: float | None = None  # average the weights over ~1 / (1 - decay) steps
+
+
+def weight_average(net: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of `net`'s weights and buffers. Its decay ramps up
+    from 0 ((1 + n) / (10 + n) after n updates), so that a short fine-tune is not
+    dominated by its starting weights."""
+
+    def blend(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + int(n)) / (10 + int(n)))
+        return average * d + current * (1 - d)
+
+    return torch.optim.swa_utils.AveragedModel(net, avg_fn=blend, use_buffers=True)
 
 
 def validate(model: Model, pairs: Sequence[tuple[np.ndarray, Instances]], device: torch.device) -> float:
@@ -152,6 +170,9 @@ def train(
                 if fraction >= share:
                     break
     first = fraction  # the learning rate decays over the budget left after pre-training
+    # The average starts after pre-training, which may replace modules (vqshape's VQ-VAE).
+    average = weight_average(net, options.ema_decay) if options.ema_decay else None
+    scored = dataclasses.replace(model, net=average.module) if average else model  # shares config and metadata
     while fraction < 1.0:
         lr = options.lr * (1 - (fraction - first) / (1 - first)) ** 0.9
         for group in optimiser.param_groups:
@@ -168,6 +189,8 @@ def train(
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()
+        if average:
+            average.update_parameters(net)
         step += 1
         elapsed = time.perf_counter() - start
         fraction = options.budget.fraction(step, elapsed)
@@ -175,16 +198,20 @@ def train(
         history.append(values)
         event = TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, lr)
         if step % options.validate_every == 0 or fraction >= 1.0:
-            score = validate(model, validation, device) if validation else -float(np.mean([h["total"] for h in history[-options.validate_every :]]))
+            score = validate(scored, validation, device) if validation else -float(np.mean([h["total"] for h in history[-options.validate_every :]]))
             event.validation = score if validation else None
+            if average and validation:
+                event.validation_last = validate(model, validation, device)
             if best is None or score >= best:
                 best = score
                 model.metadata.update(
                     training={"description": options.description, "steps": step, "seconds": round(elapsed, 1),
                               "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
-                              "validation_ap50": score if validation else None},
+                              "validation_ap50": score if validation else None, "ema_decay": options.ema_decay},
                 )
-                event.saved = checkpoint.save(model, output)
+                event.saved = checkpoint.save(scored, output)
             event.best = best
         yield event
+    if average:  # the caller gets the averaged weights, as saved
+        net.load_state_dict(average.module.state_dict())
     return model

@@ -29,13 +29,14 @@ class SegmentWidget(Container):
         self._device = ComboBox(label="Device", choices=DEVICES, value="auto")
         self._tta = CheckBox(text="Test-time augmentation (8 views)", value=True)
         self._tile = SpinBox(label="Tile size (0 = auto)", value=0, min=0, max=8192, step=64)
+        self._rescale = CheckBox(text="Shrink frames whose cells are larger than the model's training cells", value=True)
         self._run = PushButton(text="Run")
         self._cancel = PushButton(text="Cancel", visible=False)
         self._add_cell = PushButton(text="Add cell")
         self._review_below = FloatSpinBox(label="Review below", value=0.5, min=0.0, max=1.0, step=0.05)
         self._review = Select(label="Review", choices=[])
         self._status = Label(value="")
-        self.extend([self._image, self._model, self._open, self._device, self._tta, self._tile, self._run, self._cancel,
+        self.extend([self._image, self._model, self._open, self._device, self._tta, self._tile, self._rescale, self._run, self._cancel,
                      self._add_cell, self._review_below, self._review, self._status])
         self._task: Task | None = None
         self._last: tuple[Any, ...] | None = None  # (frames of Instances, layers by cell, packed layer)
@@ -89,13 +90,15 @@ class SegmentWidget(Container):
             notify("info", f"Segmenting {layer.name!r} as a time-lapse of {len(frames)} frames (a 3D image is read as "
                            "(T, H, W)); for a z-stack, pick one plane first")
         path, device, tta, tile = Path(self._model.value), self._device.value, self._tta.value, self._tile.value or None
+        rescale = self._rescale.value
 
         def work():  # noqa: ANN202 - a generator for the worker
             from blastoseg import checkpoint
             from blastoseg.predict import segment_frames
 
             model = checkpoint.load(path, device)
-            found = yield from pump(lambda progress: segment_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress))
+            found = yield from pump(lambda progress: segment_frames(frames, model, tta=tta, tile=tile, device=device,
+                                                                          auto_scale=rescale, progress=progress))
             return model, found
 
         progress = Progress(f"Segmenting {layer.name}", self.cancel)

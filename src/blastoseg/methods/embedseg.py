@@ -24,16 +24,34 @@ from blastoseg.augment import FieldLayout
 from blastoseg.instances import Instances
 from blastoseg.lovasz import lovasz_hinge
 from blastoseg.medoid import instance_centres
-from blastoseg.nets import build_net
+from blastoseg.nets import build_net, zero_outputs
 
 Config = Mapping[str, Any]
+
+
+def window_max(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The maximum of (..., H, W) maps over a centred size x size window (odd size)."""
+    r = size // 2
+    if r == 0:
+        return x
+    # Rows, then columns, as elementwise maxima of shifted copies: ~5x faster on the CPU
+    # than max_pool2d with a large kernel.
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (r, r, r, r), value=float("-inf"))
+    rows = padded[..., :, :w]
+    for s in range(1, 2 * r + 1):
+        rows = torch.maximum(rows, padded[..., :, s : s + w])
+    out = rows[..., :h, :]
+    for s in range(1, 2 * r + 1):
+        out = torch.maximum(out, rows[..., s : s + h, :])
+    return out
 
 
 class EmbedSeg:
     name = "embedseg"
     amodal = False
     tta_merge = "fields"
-    # activated channels: dy, dx (pixels), log-sigma y, log-sigma x, seediness
+    # activated channels: dy, dx (pixels), log-sigma y, log-sigma x, seediness, its maximum within `seed_window` px
     layout = FieldLayout(vectors=((0, 1),), axis_pairs=((2, 3),))
     tuning_grid = {"seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), "foreground_threshold": (0.4, 0.5), "min_size": (8, 16, 32, 64)}
 
@@ -45,6 +63,7 @@ class EmbedSeg:
             "sigma_scale": 8.0,  # sigma in pixels when the log-sigma channel is 0
             "centre": "medoid",  # or "centroid", the ablation of the paper's Table 2
             "seed_threshold": 0.9,
+            "seed_window": 11,  # px; 1 scores a seed by its own seediness (models made before it)
             "foreground_threshold": 0.5,
             "min_size": 16,
             "tile_overlap": 96,  # pixels; must exceed the largest object
@@ -55,7 +74,8 @@ class EmbedSeg:
         }
 
     def build(self, config: Config) -> torch.nn.Module:
-        return build_net(config["net"], 1, [4, 1], **config.get("net_options", {}))
+        # Offsets and log-sigma start at 0: every pixel embedded at itself with sigma_scale.
+        return zero_outputs(build_net(config["net"], 1, [4, 1], **config.get("net_options", {})), range(4))
 
     # ------------------------------------------------------------------ training
     def targets(self, instances: Instances, config: Config) -> dict[str, np.ndarray]:
@@ -116,9 +136,13 @@ class EmbedSeg:
 
     # ------------------------------------------------------------------ inference
     def activate(self, raw: torch.Tensor, config: Config) -> torch.Tensor:
-        return torch.cat(
-            [config["offset_scale"] * torch.tanh(raw[:, 0:2]), raw[:, 2:4], torch.sigmoid(raw[:, 4:5])], 1
-        )
+        seed = torch.sigmoid(raw[:, 4:5])
+        # Channel 5, the seediness' maximum within `seed_window` px, scores the seeds.
+        # Averaged over TTA views it keeps a peak that the views place a few pixels apart:
+        # the plain average of those falls under the seed threshold and the nucleus is lost
+        # (75 held-out DSB images: 27 nuclei fewer found at IoU 0.5 with TTA than without).
+        peak = window_max(seed, int(config.get("seed_window", 1)))
+        return torch.cat([config["offset_scale"] * torch.tanh(raw[:, 0:2]), raw[:, 2:4], seed, peak], 1)
 
     def postprocess(self, maps: torch.Tensor, config: Config) -> Instances:
         maps = maps.float().cpu()
@@ -134,7 +158,8 @@ class EmbedSeg:
         # Only local maxima of the seed map may start an instance: a smooth seed map has one
         # per object, and a noisy one (an untrained model) cannot make the loop quadratic.
         peaks = (seed.reshape(1, 1, h, w) == F.max_pool2d(seed.reshape(1, 1, h, w), 5, 1, 2)).reshape(-1)
-        seeds = torch.where(peaks[fg_index], seed[fg_index], torch.zeros(()))
+        score = maps[5].reshape(-1) if len(maps) > 5 else seed
+        seeds = torch.where(peaks[fg_index], score[fg_index], torch.zeros(()))
         candidates = torch.argsort(seeds, descending=True)
         candidates = candidates[seeds[candidates] >= config["seed_threshold"]]
         unclustered = torch.ones(fg_index.numel(), dtype=torch.bool)
