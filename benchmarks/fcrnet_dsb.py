@@ -137,7 +137,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = add_train_arguments(sub.add_parser("train"), "models/fcrnet-nuclei.safetensors")
     t.add_argument("--colours", type=int, default=4, help="K, background included (paper's ablation: 3, 4, 10)")
-    t.add_argument("--config", default="{}", help="JSON merged into the new model's config, e.g. '{\"w_colour\": 1}'")
+    t.add_argument("--config", default="{}", help="JSON merged into the new model's config, e.g. '{\"separation_weight\": 5}'")
     t.add_argument("--tta", choices=("affinity", "instances"), default="instances", help="TTA merge stored in the model")
     t.add_argument("--min-size", type=int, default=16, help="smallest instance kept, pixels (8 let fragments through)")
     e = sub.add_parser("evaluate")

@@ -136,7 +136,6 @@ def test_training_records_the_object_sizes_it_sees_and_a_fine_tune_keeps_the_old
     assert 0 < low < synthetic["object_diameters"]["median"] < high < 128
 
 
-
 def test_the_weight_average_ramps_its_decay_up():
     from blastoseg.train import weight_average
 
@@ -179,3 +178,20 @@ def test_window_max_equals_max_pooling():
     x = torch.rand(2, 1, 23, 17)
     for size in (1, 3, 11):
         assert torch.equal(window_max(x, size), F.max_pool2d(x, size, 1, size // 2))
+
+
+def test_embedseg_scores_a_seed_by_the_seediness_around_it():
+    from blastoseg.methods import get_method
+
+    method = get_method("embedseg")
+    config = {**method.default_config(), "min_size": 4}
+    maps = torch.zeros(6, 32, 32)
+    maps[4, 10:20, 10:20] = 0.85  # a nucleus whose averaged seediness stays under 0.9
+    maps[4, 15, 15] = 0.86
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    maps[0], maps[1] = (15 - yy) * (maps[4] > 0), (15 - xx) * (maps[4] > 0)  # all pixels point at its centre
+    assert len(method.postprocess(maps[:5], config)) == 0  # scored by its own seediness: lost
+    maps[5] = maps[4]
+    maps[5, 15, 15] = 0.95  # the views' peaks, maximised over the window before averaging
+    found = method.postprocess(maps, config)
+    assert len(found) == 1 and found.areas()[0] == 100
