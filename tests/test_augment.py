@@ -73,9 +73,9 @@ def test_equivariant_model_rotates_decoded_centres():
         ys, xs = np.nonzero(img)
         cy, cx = np.median(ys), np.median(xs)
         yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
-        maps = np.zeros((5, *img.shape), np.float32)
+        maps = np.zeros((6, *img.shape), np.float32)
         maps[0], maps[1] = (cy - yy) * img, (cx - xx) * img
-        maps[4] = img
+        maps[4] = maps[5] = img  # seediness, and its window maximum (seed_window 1)
         return torch.from_numpy(maps)
 
     base = METHOD.postprocess(fake_maps(image), config)

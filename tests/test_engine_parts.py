@@ -190,8 +190,8 @@ def test_embedseg_scores_a_seed_by_the_seediness_around_it():
     maps[4, 15, 15] = 0.86
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     maps[0], maps[1] = (15 - yy) * (maps[4] > 0), (15 - xx) * (maps[4] > 0)  # all pixels point at its centre
-    assert len(method.postprocess(maps[:5], config)) == 0  # scored by its own seediness: lost
     maps[5] = maps[4]
+    assert len(method.postprocess(maps, config)) == 0  # scored by its own seediness (seed_window 1): lost
     maps[5, 15, 15] = 0.95  # the views' peaks, maximised over the window before averaging
     found = method.postprocess(maps, config)
     assert len(found) == 1 and found.areas()[0] == 100

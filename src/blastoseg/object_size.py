@@ -5,7 +5,7 @@ A network learns objects at the sizes its training images show them; nuclei thre
 larger than any it has seen come out as fragments or not at all. Training records the
 per-image median diameter of its objects (`train.record_training_sizes`); `predict`
 measures the objects it found and, when their median is above that range, segments the
-frame again, shrunk just enough to bring them inside it (`rescale_factor`), and again if
+frame again, shrunk just enough to bring them inside it (`target_scale`), and again if
 the objects found then are still too large: a model that breaks objects too large for it
 into fragments underestimates their size the first time.
 
@@ -49,14 +49,15 @@ def training_sizes(instance_sets: Iterable[Instances]) -> dict[str, float | list
     return {"median": round(median, 2), "range": [round(float(low), 2), round(float(high), 2)]}
 
 
-def rescale_factor(found: Instances, config: dict, scale: float = 1.0) -> float:
-    """The further shrinking that brings the objects found in a frame already rescaled by
-    `scale` just inside the top of the training range (INSIDE of its edge): 1.0 when the
-    model has no recorded sizes, fewer than MIN_OBJECTS were found, or they are not too large."""
+def target_scale(found: Instances, config: dict, scale: float = 1.0) -> float:
+    """The scale of the whole frame that brings the objects found at `scale` just inside the
+    top of the training range (INSIDE of its edge), never below SMALLEST_SCALE: `scale`
+    itself when the model has no recorded sizes, fewer than MIN_OBJECTS were found, or they
+    are not too large."""
     sizes = config.get(KEY)
     if not sizes or len(found) < MIN_OBJECTS:
-        return 1.0
+        return scale
     diameter, high = median_diameter(found), sizes["range"][1]
     if diameter <= high:
-        return 1.0
-    return max(scale * high / INSIDE / diameter, SMALLEST_SCALE) / scale
+        return scale
+    return max(scale * high / INSIDE / diameter, SMALLEST_SCALE)

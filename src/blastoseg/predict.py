@@ -182,7 +182,7 @@ def segment_frames(
         found, scale = at_shape(frame, shape), 1.0
         for _ in range(object_size.MAX_PASSES if auto_scale else 0):
             # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
-            smaller = max(scale * object_size.rescale_factor(found, config, scale), MIN_SIDE / min(working))
+            smaller = max(object_size.target_scale(found, config, scale), MIN_SIDE / min(working))
             if smaller > scale * 0.99:
                 break
             new_shape = (round(working[0] * smaller), round(working[1] * smaller))

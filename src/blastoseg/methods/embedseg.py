@@ -158,8 +158,7 @@ class EmbedSeg:
         # Only local maxima of the seed map may start an instance: a smooth seed map has one
         # per object, and a noisy one (an untrained model) cannot make the loop quadratic.
         peaks = (seed.reshape(1, 1, h, w) == F.max_pool2d(seed.reshape(1, 1, h, w), 5, 1, 2)).reshape(-1)
-        score = maps[5].reshape(-1) if len(maps) > 5 else seed
-        seeds = torch.where(peaks[fg_index], score[fg_index], torch.zeros(()))
+        seeds = torch.where(peaks[fg_index], maps[5].reshape(-1)[fg_index], torch.zeros(()))
         candidates = torch.argsort(seeds, descending=True)
         candidates = candidates[seeds[candidates] >= config["seed_threshold"]]
         unclustered = torch.ones(fg_index.numel(), dtype=torch.bool)
