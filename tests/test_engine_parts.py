@@ -195,3 +195,17 @@ def test_embedseg_scores_a_seed_by_the_seediness_around_it():
     maps[5, 15, 15] = 0.95  # the views' peaks, maximised over the window before averaging
     found = method.postprocess(maps, config)
     assert len(found) == 1 and found.areas()[0] == 100
+
+
+def test_validation_pairs_are_spread_over_the_eight_views_with_their_truth():
+    from blastoseg.train import in_view
+
+    image = np.zeros((12, 20), np.float32)
+    image[1:4, 2:9] = 1.0  # an asymmetric object in one corner
+    truth = Instances.from_label_image(image.astype(np.int32))
+    views = [in_view(image, truth, i) for i in range(9)]
+    corners = {tuple(np.argwhere(im > 0)[0]) + im.shape for im, _ in views[:8]}
+    assert len(corners) == 8  # eight different orientations
+    assert np.array_equal(views[8][0], image)  # and then round again
+    for im, inst in views:
+        assert np.array_equal(inst.mask(0), im > 0)

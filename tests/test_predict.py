@@ -61,6 +61,27 @@ def test_tta_with_an_invariant_method_changes_nothing():
     assert plain.visible_labels().tolist() == tta.visible_labels().tolist()
 
 
+class Blur(torch.nn.Module):
+    """An isotropic 9 x 9 mean with zero padding: exactly D4-equivariant, with a receptive field."""
+
+    multiple = 1
+
+    def forward(self, x):
+        return torch.nn.functional.avg_pool2d(x, 9, 1, 4, count_include_pad=True)
+
+
+def test_tta_on_a_non_square_frame_sees_its_edges_as_a_single_view_does():
+    # Padding the views square would mirror the blob on the bottom edge into a doubled one.
+    model = Model(Threshold(), {"normalize_percentiles": (0, 100)}, Blur())
+    image = np.zeros((60, 100), np.float32)
+    image[50:, 30:60] = 1.0
+    image[20:35, 70:90] = 1.0
+    plain = segment(image, model, tta=False, device="cpu")
+    tta = segment(image, model, tta=True, device="cpu")
+    assert len(plain) == 2
+    assert plain.visible_labels().tolist() == tta.visible_labels().tolist()
+
+
 def test_progress_counts_frames_tiles_and_views():
     model = new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}})
     calls = []

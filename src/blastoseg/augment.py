@@ -71,17 +71,6 @@ def inverse(x: torch.Tensor, g: int, layout: FieldLayout | None = None) -> torch
     return x
 
 
-def all_views(image: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (8B, C, H', W'): the 8 transforms stacked along the batch, g-major.
-
-    Non-square inputs give two spatial shapes, so they are padded square by the caller
-    (predict does so) before batching.
-    """
-    if image.shape[-1] != image.shape[-2]:
-        raise ValueError(f"batched D4 views need a square input; got {tuple(image.shape[-2:])}")
-    return torch.cat([transform(image, g) for g in range(N_TRANSFORMS)], 0)
-
-
 def numpy_transform(a: np.ndarray, g: int) -> np.ndarray:
     """D4 element g on the last two axes of a numpy array (scalar data, e.g. images, labels)."""
     for step in _steps(g):

@@ -378,6 +378,11 @@ def _dense_ranks(labels: np.ndarray) -> np.ndarray:
     `ndimage.find_objects` needs small positive integers; this makes negative, huge,
     sparse or float label values safe.
     """
+    if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() <= labels.size:
+        # The usual case, counted in one pass: np.unique sorts every pixel (0.17 s at 1024²).
+        present = np.bincount(labels.ravel()) > 0
+        present[0] = False
+        return (np.cumsum(present) * present).astype(np.int32)[labels]
     values, inverse = np.unique(labels, return_inverse=True)
     nonzero = values != 0
     rank = (np.cumsum(nonzero) * nonzero).astype(np.int32)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -41,11 +41,21 @@ def _inference_net(model: Model, device: torch.device) -> torch.nn.Module:
     return cache[str(device)]
 
 
-def _pad(image: np.ndarray, multiple: int, square: bool) -> np.ndarray:
+def _pad(image: np.ndarray, multiple: int) -> np.ndarray:
     h, w = image.shape
-    th, tw = (max(h, w),) * 2 if square else (h, w)
-    th, tw = -(-th // multiple) * multiple, -(-tw // multiple) * multiple
+    th, tw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     return np.pad(image, ((0, th - h), (0, tw - w)), mode="reflect" if min(h, w) > 1 else "edge")
+
+
+def _batches(shape: tuple[int, int], tta: bool) -> list[list[int]]:
+    """The D4 views to run, grouped so that each group has one spatial shape."""
+    if not tta:
+        return [[0]]
+    if shape[0] == shape[1]:
+        return [list(range(augment.N_TRANSFORMS))]
+    # Quarter turns swap height and width. Padding the tile square instead would mirror
+    # the objects on its edge into doubled ones that no view had seen in training.
+    return [[g for g in range(augment.N_TRANSFORMS) if g % 2 == parity] for parity in (0, 1)]
 
 
 class Predictor:
@@ -62,35 +72,35 @@ class Predictor:
     def n_views(self) -> int:
         return augment.N_TRANSFORMS if self.tta else 1
 
-    def _each_chunk(self, tile: np.ndarray, run: Callable[[torch.Tensor], list | torch.Tensor]) -> list:
-        """`run` on the tile's padded views (8 with TTA, else 1), a memory-bounded chunk at a time."""
-        padded = torch.from_numpy(_pad(tile, self.multiple, square=self.tta)).float()[None, None]
-        views = augment.all_views(padded) if self.tta else padded
-        chunk = 8 if padded.shape[-1] <= 512 else 2  # bounds activation memory
-        outs = []
-        for i in range(0, len(views), chunk):
-            batch = views[i : i + chunk].to(self.device).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                outs.append(run(batch))
+    def _each_view(self, tile: np.ndarray, run: Callable[[torch.Tensor], Sequence]) -> list:
+        """`run` on the tile's padded views (8 with TTA, else 1), a memory-bounded batch at a
+        time; its per-view results in D4 order."""
+        padded = torch.from_numpy(_pad(tile, self.multiple)).float()[None, None]
+        chunk = 8 if max(padded.shape[-2:]) <= 512 else 2  # bounds activation memory
+        results: dict[int, object] = {}
+        for group in _batches(tuple(padded.shape[-2:]), self.tta):
+            for i in range(0, len(group), chunk):
+                views = group[i : i + chunk]
+                batch = torch.cat([augment.transform(padded, g) for g in views]).to(self.device)
+                with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    results.update(zip(views, run(batch.contiguous(memory_format=torch.channels_last))))
         self.views_done += self.n_views
         if self.on_view is not None:
             self.on_view(self.views_done)
-        return outs
+        return [results[g] for g in sorted(results)]
 
     def view_maps(self, tile: np.ndarray) -> torch.Tensor:
         """(V, C, h, w) activated maps of the tile's views, turned back to the tile's frame."""
         h, w = tile.shape
         method, config = self.model.method, self.model.config
-        maps = method.activate(torch.cat(self._each_chunk(tile, lambda batch: self.net(batch).float()), 0), config)
-        if self.tta:
-            maps = torch.stack([augment.inverse(maps[g], g, method.layout) for g in range(len(maps))])
-        return maps[:, :, :h, :w]
+        maps = self._each_view(tile, lambda batch: method.activate(self.net(batch).float(), config))
+        return torch.stack([augment.inverse(m, g, method.layout)[:, :h, :w] for g, m in enumerate(maps)])
 
     def view_instances(self, tile: np.ndarray) -> list[Instances]:
         """Instances found by a method's `detect` hook in each view, turned back to the tile's frame."""
         h, w = tile.shape
         method, config = self.model.method, self.model.config
-        found = [f for part in self._each_chunk(tile, lambda batch: method.detect(self.net, batch, config)) for f in part]
+        found = self._each_view(tile, lambda batch: method.detect(self.net, batch, config))
         # Every D4 reflection is its own inverse; a quarter turn k is undone by 4 - k.
         undo = [g if g >= 4 else (4 - g) % 4 for g in range(len(found))]
         return [augment.transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
