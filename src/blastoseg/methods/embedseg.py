@@ -154,8 +154,7 @@ class EmbedSeg:
             return Instances.empty((h, w))
         # phi > 0.5 needs a pixel's embedding within sqrt(2 ln 2) sigma of the seed's, so in
         # particular its row: with the pixels sorted by their embedding's row, the ones a
-        # seed can take are one short slice (scanning by the pixels' own rows had to reach
-        # over the whole offset range, and cost twice the network on 1024² frames).
+        # seed can take are one short slice, not a band of rows as wide as the offset range.
         yx = torch.stack([fg_index // w, fg_index % w]).float()
         emb = yx + maps[0:2].reshape(2, -1)[:, fg_index]
         sigma = config["sigma_scale"] * torch.exp(maps[2:4].reshape(2, -1)[:, fg_index])
