@@ -149,7 +149,6 @@ class EmbedSeg:
         h, w = maps.shape[-2:]
         seed = maps[4].reshape(-1)
         fg_index = torch.nonzero(seed > config["foreground_threshold"]).squeeze(1)
-        labels = torch.zeros(h * w, dtype=torch.int32)
         if fg_index.numel() == 0:
             return Instances.empty((h, w))
         # phi > 0.5 needs a pixel's embedding within sqrt(2 ln 2) sigma of the seed's, so in
@@ -171,7 +170,7 @@ class EmbedSeg:
         # The loop runs once per candidate on short slices, where numpy's per-call cost is a
         # fraction of torch's.
         emb, sigma, seeds, fg = emb.numpy(), sigma.numpy(), seeds.numpy(), fg_index.numpy()
-        labels, key = labels.numpy(), emb[0]
+        labels, key = np.zeros(h * w, np.int32), emb[0]
         unclustered = np.ones(len(fg), bool)
         ln2 = float(np.log(2.0))
         scores = []
