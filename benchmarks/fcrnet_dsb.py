@@ -3,6 +3,7 @@
     python benchmarks/fcrnet_dsb.py train --minutes 30 [--colours 4] -o models/fcrnet-nuclei.safetensors
     python benchmarks/fcrnet_dsb.py evaluate -m models/fcrnet-nuclei.safetensors
     python benchmarks/fcrnet_dsb.py speed -m models/fcrnet-nuclei.safetensors
+    python benchmarks/fcrnet_dsb.py tune -m MODEL --save      # min size and rescaling, held-out, with TTA
 
 `evaluate` prints JSON per variant (no TTA with the paper's argmax post-processing or the
 affinity one; 8-fold TTA merged by affinity averaging or by instance consensus): Dice2,
@@ -11,6 +12,9 @@ AJI, F1@0.5 and PQ (means over images, as the paper's table), AP_dsb at IoU 0.5.
 `speed` alone: post-processing images/s on the 512 x 512 maps of a test image, and the
 seconds to segment a 500 x 500 frame with 8-fold TTA (network included).
 The colour-count ablation of the paper (K = 3, 4, 10) is `train --colours K`.
+`tune` scores the 15 % of the train split held out from training, with the model's TTA,
+for each `min_size` of `--min-sizes`, with and without shrinking frames of nuclei larger
+than the training ones (`object_diameters`); `--save` keeps the best (by PQ, then AJI).
 """
 
 from __future__ import annotations
@@ -132,6 +136,32 @@ def cmd_speed(args: argparse.Namespace) -> None:
     print(json.dumps(speed(load(args.model, device=device), load_split("test"), device, args.repeats), indent=1))
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    from blastoseg import checkpoint, object_size
+    from dsb import held_out
+
+    device = checkpoint.resolve_device(args.device)
+    model = checkpoint.load(args.model, device=device)
+    sizes = model.config.get(object_size.KEY)
+    items = held_out()
+    results = {}
+    for min_size in args.min_sizes:
+        for shrink in (True, False) if sizes else (False,):
+            config = {**model.config, "min_size": min_size, object_size.KEY: sizes if shrink else None}
+            trial = dataclasses.replace(model, config=config)
+            result = score(items, lambda image: segment_variant(image, trial, True, config["tta"], device))
+            results[min_size, shrink] = result
+            shown = {k: result[k] for k in ("AJI", "PQ", "Dice2", "F1", "mean_AP_0.5_0.9")}
+            print(json.dumps({"min_size": min_size, "shrink_large": shrink, **shown}), flush=True)
+    min_size, shrink = max(results, key=lambda key: (results[key]["PQ"], results[key]["AJI"]))
+    if args.save:
+        model.config["min_size"] = min_size
+        if not shrink:
+            model.config.pop(object_size.KEY, None)
+        checkpoint.save(model, model.path)
+    print(json.dumps({"chosen": {"min_size": min_size, "shrink_large": shrink}, "saved": bool(args.save), "held_out_images": len(items)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,8 +180,13 @@ def main() -> None:
     s.add_argument("-m", "--model", default="models/fcrnet-nuclei.safetensors")
     s.add_argument("--repeats", type=int, default=20)
     s.add_argument("--device", default="auto")
+    u = sub.add_parser("tune")
+    u.add_argument("-m", "--model", default="models/fcrnet-nuclei.safetensors")
+    u.add_argument("--min-sizes", type=int, nargs="+", default=[16, 32, 48, 64])
+    u.add_argument("--save", action="store_true", help="store the best setting in the model file")
+    u.add_argument("--device", default="auto")
     args = parser.parse_args()
-    {"train": cmd_train, "evaluate": cmd_evaluate, "speed": cmd_speed}[args.command](args)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "speed": cmd_speed, "tune": cmd_tune}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -50,10 +50,11 @@ def test_fine_tuning_keeps_the_method_and_refuses_a_mismatch(tmp_path):
                  "--device", "cpu", "-o", str(model)]) == 0
     tuned = tmp_path / "b.safetensors"
     assert main(["train", "synthetic:embryo", "--steps", "1", "--batch", "1", "--crop", "64", "--init", str(model),
-                 "--device", "cpu", "-o", str(tuned)]) == 0
+                 "--ema", "0.9", "--device", "cpu", "-o", str(tuned)]) == 0
     from blastoseg.checkpoint import read_metadata
 
     assert read_metadata(tuned)["config"]["net_options"]["base"] == 4
+    assert read_metadata(tuned)["training"]["ema_decay"] == 0.9
 
 
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):

@@ -8,7 +8,16 @@ from blastoseg import augment
 from blastoseg.checkpoint import load, new_model
 from blastoseg.instances import Instances
 from blastoseg.methods import get_method
-from blastoseg.methods.fcrnet import adjacency, alpha_at, colour_maps, permuted, power_normalise, separation_weights
+from blastoseg.methods.fcrnet import (
+    adjacency,
+    alpha_at,
+    colour_maps,
+    colouring_order,
+    greedy_colouring,
+    permuted,
+    power_normalise,
+    separation_weights,
+)
 from blastoseg.predict import merge_views
 
 METHOD = get_method("fcrnet")
@@ -125,6 +134,44 @@ def test_loss_inner_term_penalises_mixed_colours_within_an_instance():
     colour = np.array([0, 1, 2, 3])[labels]
     colour[4:14, 4:9] = 3  # half of A in another colour
     assert _loss(labels, colour)["inner"] > 0.05
+
+
+def test_greedy_colouring_gives_touching_cells_different_colours_in_the_order_asked():
+    # A ring of five cells around a sixth: an odd wheel, which needs four colours.
+    ring = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 1)]
+    pairs = np.array(ring + [(i, 6) for i in range(1, 6)] + [(0, i) for i in range(1, 7)])
+    colour = greedy_colouring(pairs, [6, 1, 2, 3, 4, 5], 5)
+    assert colour[0] == 0 and colour[6] == 1  # the first visited takes the first colour
+    assert all(colour[i] != colour[j] for i, j in pairs.tolist() if i)
+    assert set(colour[1:].tolist()) == {1, 2, 3, 4}
+    # With three cell colours one pair must share; the rest still differ.
+    short = greedy_colouring(pairs, [6, 1, 2, 3, 4, 5], 4)
+    assert sum(short[i] == short[j] for i, j in pairs.tolist() if i) == 1
+
+
+def test_colouring_order_front_to_back_or_top_to_bottom():
+    labels = _scene()  # A (1) and B (2) side by side at the top, C (3) below
+    assert colouring_order(labels, np.array([2, 0, 1]), "depth") == [2, 3, 1]
+    assert colouring_order(labels, np.array([2, 0, 1]), "raster") == [1, 2, 3]
+    assert colouring_order(labels, np.array([0, 0, 0]), "depth") == [1, 2, 3]  # ties by raster
+    with pytest.raises(ValueError, match="colour order"):
+        colouring_order(labels, np.array([0, 0, 0]), "size")
+
+
+def test_colour_target_loss_follows_the_truth_colouring_and_fades_out():
+    labels = _scene()
+    truth = Instances.from_label_image(labels).with_depth(np.array([1, 0, 2]))
+    config = {**CONFIG, "w_colour": 1.0, "colour_fade": [0.3, 0.6]}
+    batch = METHOD.collate([METHOD.targets(truth, config)])
+    assert batch["colours"].tolist() == [0, 2, 1, 1]  # B is in front: colour 1, A touches it: 2
+    on = {**config, "train_alpha": 8.0, "train_w_colour": 1.0}
+    followed = METHOD.loss(_raw_for(np.array([0, 2, 1, 1])[labels]), batch, on)
+    swapped = METHOD.loss(_raw_for(np.array([0, 1, 2, 1])[labels]), batch, on)
+    # both are proper colourings (the paper's terms ~0); only the target tells them apart
+    assert float(followed["colour"]) < 1e-3 < 1.0 < float(swapped["colour"])
+    assert float(swapped["total"] - swapped["colour"]) < 1e-3
+    assert [METHOD.on_progress(config, f)["train_w_colour"] for f in (0.0, 0.3, 0.45, 0.6, 0.9)] == pytest.approx([1, 1, 0.5, 0, 0])
+    assert "colour" not in METHOD.loss(_raw_for(np.array([0, 2, 1, 1])[labels]), batch, {**on, "train_w_colour": 0.0})
 
 
 def _hand_map() -> tuple[np.ndarray, Instances]:

@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if init and args.method and model.method.name != args.method:
         raise ValueError(f"{init} is a {model.method.name} model, not {args.method}; drop -m or pick another model")
     options = TrainOptions(budget, batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
-                           validate_every=args.validate_every, device=args.device,
+                           validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
                            description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")
     bar = _bar(1000, f"train {model.method.name}", "‰")
     best = None
@@ -153,6 +153,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops-per-image", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--validate-every", type=int, default=200, help="steps between validations (default 200)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="validate and save a moving average of the weights, e.g. 0.999 (steadier than the last weights)")
     p.add_argument("--device", default="auto")
     p.add_argument("-o", "--output", required=True, help="the model file to write (.safetensors)")
     p.set_defaults(func=cmd_train)
