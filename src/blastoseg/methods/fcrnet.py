@@ -169,13 +169,13 @@ def greedy_colouring(pairs: np.ndarray, order: Sequence[int], colours: int) -> n
 def colouring_order(labels: np.ndarray, depth: np.ndarray, rule: str) -> list[int]:
     """Labels 1..n in the order `greedy_colouring` visits them: "depth" front to back, or
     "raster" top to bottom, left to right, by centroid; ties in depth go by raster."""
+    if rule not in ("depth", "raster"):
+        raise ValueError(f"unknown colour order {rule!r}; choose 'depth' or 'raster'")
     n = len(depth)
     if n == 0:
         return []
     centres = np.array(ndimage.center_of_mass(np.ones_like(labels), labels, np.arange(1, n + 1))).reshape(n, 2)
     keys = (centres[:, 1], centres[:, 0]) + ((depth,) if rule == "depth" else ())
-    if rule not in ("depth", "raster"):
-        raise ValueError(f"unknown colour order {rule!r}; choose 'depth' or 'raster'")
     return (np.lexsort(keys) + 1).tolist()
 
 
@@ -284,10 +284,12 @@ class FCRNet:
             cells = np.arange(1, len(visible) + 1)
             pairs = np.concatenate([np.stack([np.zeros_like(cells), cells], 1), pairs])
         weights = separation_weights(labels, float(config["separation_weight"]), float(config["separation_sigma"]))
-        order = colouring_order(labels, visible.depth, config.get("colour_order", "depth"))
-        # Only cells that touch need different colours; the loss's wider radius would ask
-        # for more colours than there are (four mutually near blastomeres).
-        colours = greedy_colouring(adjacency(labels, 2), order, int(config["colours"]))
+        colours = np.zeros(len(visible) + 1, np.int64)  # unused by the paper's loss alone
+        if config.get("w_colour", 0.0) > 0:
+            order = colouring_order(labels, visible.depth, config.get("colour_order", "depth"))
+            # Only cells that touch need different colours; the loss's wider radius would ask
+            # for more colours than there are (four mutually near blastomeres).
+            colours = greedy_colouring(adjacency(labels, 2), order, int(config["colours"]))
         return {"labels": labels, "pairs": pairs, "groups": np.array(len(visible) + 1, np.int64), "weights": weights, "colours": colours}
 
     def collate(self, targets: list[dict[str, np.ndarray]]) -> dict[str, Any]:
