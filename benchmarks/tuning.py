@@ -19,7 +19,7 @@ import numpy as np
 def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]], tta: bool, device: str, source: str) -> dict:
     import torch
 
-    from blastoseg import checkpoint
+    from blastoseg import checkpoint, framing
     from blastoseg.io import model_input
     from blastoseg.metrics import ap_dsb
     from blastoseg.predict import Predictor, tta_merge
@@ -33,7 +33,10 @@ def tune_thresholds(model_path: str, items: Sequence[tuple[np.ndarray, object]],
     predictor = Predictor(model, tta, checkpoint.resolve_device(device))
     maps, truths = [], []
     for image, truth in items:
-        frame, truth = to_working_size(model_input(np.asarray(image, np.float32), model.config), truth, model.config.get("working_size"))
+        frame = model_input(np.asarray(image, np.float32), model.config)
+        if model.config.get(framing.KEY):  # the window around the true cells, not a quick pass's
+            frame, truth = framing.framed(frame, truth, float(model.config[framing.KEY]))
+        frame, truth = to_working_size(frame, truth, model.config.get("working_size"))
         maps.append(predictor.view_maps(frame).mean(0))
         truths.append(truth)
     results = {}

@@ -67,16 +67,21 @@ def _training_source(dataset: str, size: int):  # noqa: ANN202
     from blastoseg.training_data import SyntheticSource, folder_source
 
     if dataset.startswith("synthetic:"):
-        source = SyntheticSource(dataset.split(":", 1)[1], size=size)
-        rng = np.random.default_rng(12345)  # fixed validation images, disjoint from the training stream's seed
-        validation = [source.draw(rng) for _ in range(16)]
-        return source, validation, 1000
+        # Validation frames are drawn once the model is known (`_synthetic_validation`).
+        return SyntheticSource(dataset.split(":", 1)[1], size=size), None, 1000
     source = folder_source(dataset)
     n_val = min(20, len(source.pairs) // 10)
     validation = [(normalize(img), inst) for img, inst in source.pairs[:n_val]] if n_val else []
     if n_val:
         source.pairs = source.pairs[n_val:]
     return source, validation, len(source.pairs)
+
+
+def _synthetic_validation(source, config: dict) -> list:  # noqa: ANN001
+    """16 fixed frames drawn as the model's training frames are (a framing model's at twice
+    its working size), before `as_model_sees`; seeded apart from the training stream."""
+    rng = np.random.default_rng(12345)
+    return [source.for_model(config).frame(rng) for _ in range(16)]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -108,6 +113,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.config.update(overrides)
     if init and args.method and model.method.name != args.method:
         raise ValueError(f"{init} is a {model.method.name} model, not {args.method}; drop -m or pick another model")
+    if validation is None:
+        validation = _synthetic_validation(source, model.config)
     options = TrainOptions(budget, batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
                            validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
                            description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")

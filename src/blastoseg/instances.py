@@ -340,7 +340,9 @@ class Instances:
         blastomeres, which completes hidden parts a model leaves short."""
         from skimage.morphology import convex_hull_image
 
-        masks = tuple(convex_hull_image(m) if m.sum() > 2 else m for m in self.masks)
+        # The hull of the pixel centres: skimage's default hull of the pixel corners adds a
+        # ring that made the hull of a 40 px blastomere 2.8 % larger than the blastomere.
+        masks = tuple(convex_hull_image(m, offset_coordinates=False) if m.sum() > 2 else m for m in self.masks)
         return Instances(self.shape, self.boxes, masks, self.scores, self.depth)
 
     # ------------------------------------------------------------------ comparing

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from skimage.transform import resize
 
-from blastoseg import augment, object_size
+from blastoseg import augment, framing, object_size
 from blastoseg.checkpoint import Model, load, resolve_device
 from blastoseg.consensus import consensus
 from blastoseg.instances import Instances
@@ -159,6 +159,10 @@ def segment_frames(
 ) -> list[Instances]:
     """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one Instances per frame.
 
+    A model with a `frame_fill` (embryo models) first finds the objects in a quick pass
+    without TTA, then segments the window around them, where they appear at the scale it
+    was trained at (`framing`).
+
     With `auto_scale`, a frame whose objects are far larger than the model's training
     objects is segmented again, shrunk to bring them into the training range
     (`object_size`); each frame of a stack is judged on its own, so one frame may be
@@ -170,13 +174,14 @@ def segment_frames(
     model = _as_model(model, device)
     predictor = Predictor(model, tta, device, bf16=bf16)
     config = model.config
+    fill = config.get(framing.KEY)
     working = working_shape(frames.shape[1:], config.get("working_size"))
     user_tile = tile if working == frames.shape[1:] else None
 
-    def passes_at(shape: tuple[int, int]) -> int:
-        return len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * predictor.n_views
+    def passes_at(shape: tuple[int, int], views: int = predictor.n_views) -> int:
+        return len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * views
 
-    total = [len(frames) * passes_at(working)]
+    total = [len(frames) * (passes_at(working) + (passes_at(working, 1) if fill else 0))]
     if progress is not None:
         predictor.on_view = lambda done: progress(done, total[0])
 
@@ -186,10 +191,11 @@ def segment_frames(
         size, overlap = _tiling(shape, user_tile, config)
         return segment_tiled(scaled, predictor.segment_tile, size, overlap, multiple=predictor.multiple)
 
-    results = []
-    for frame in frames:
-        frame, shape = model_input(frame, config), working
-        found, scale = at_shape(frame, shape), 1.0
+    def rescaled(frame: np.ndarray, working: tuple[int, int], found: Instances | None = None) -> Instances:
+        """The frame's instances at `working` (`found` there already, if given), shrunk
+        further while auto_scale finds them too large."""
+        found = at_shape(frame, working) if found is None else found
+        shape, scale = working, 1.0
         for _ in range(object_size.MAX_PASSES if auto_scale else 0):
             # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
             smaller = max(object_size.target_scale(found, config, scale), MIN_SIDE / min(working))
@@ -201,7 +207,32 @@ def segment_frames(
             if len(candidate) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
                 break
             found, shape, scale = candidate, new_shape, smaller
-        results.append(found if shape == frame.shape else found.resized(frame.shape))
+        return found if shape == frame.shape else found.resized(frame.shape)
+
+    def framed(frame: np.ndarray) -> Instances:
+        """A quick pass (no TTA) finds the objects; the window around them is segmented."""
+        predictor.tta, with_tta = False, predictor.tta
+        try:
+            first = at_shape(frame, working)
+        finally:
+            predictor.tta = with_tta
+        box = framing.objects_box(first if working == frame.shape else first.resized(frame.shape))
+        win = None if box is None else framing.window(box, frame.shape, float(fill))
+        if win is None:  # the objects fill the frame already; without TTA the quick pass was the pass
+            if not tta:
+                total[0] -= passes_at(working)
+                if progress is not None:
+                    progress(predictor.views_done, total[0])
+            return rescaled(frame, working, None if tta else first)
+        y0, x0, y1, x1 = win
+        inner = working_shape((y1 - y0, x1 - x0), config.get("working_size"))
+        total[0] += passes_at(inner) - passes_at(working)
+        return rescaled(frame[y0:y1, x0:x1], inner).shifted(y0, x0, frame.shape)
+
+    results = []
+    for frame in frames:
+        frame = model_input(frame, config)
+        results.append(framed(frame) if fill else rescaled(frame, working))
     return results
 
 

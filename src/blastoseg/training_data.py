@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.transform import resize
 
-from blastoseg import augment
+from blastoseg import augment, framing
 from blastoseg.instances import Instances
 from blastoseg.io import as_model_wants, normalize, working_shape
 
@@ -62,22 +62,34 @@ class SyntheticSource:
         self.config = {**(config or {}), "working_size": working_size}
 
     def draw(self, rng: np.random.Generator) -> Pair:
+        return as_model_sees(*self.frame(rng), self.config, rng)
+
+    def frame(self, rng: np.random.Generator) -> Pair:
+        """One normalised synthetic frame and its instances, before `as_model_sees`."""
         from blastoseg import synth
 
-        if self.kind == "embryo":  # the generator draws an embryo at any frame size
-            sample = synth.synth_embryo((self.config["working_size"] or self.size,) * 2, seed=rng)
+        if self.kind == "embryo":
+            # The generator draws an embryo at any frame size. A framing model is shown a
+            # window of a frame twice its working size, shrunk to it as camera frames are.
+            side = self.config["working_size"] or self.size
+            if self.config.get(framing.KEY):
+                side = max(self.size, 2 * side)
+            sample = synth.synth_embryo((side, side), seed=rng)
         else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
             sample = synth.synth_shapes(size=self.size, seed=rng)
-        return as_model_sees(normalize(sample.image), sample.instances, self.config)
+        return normalize(sample.image), sample.instances
 
     def for_model(self, config: dict) -> SyntheticSource:
         """The same stream as a model with this config sees it (`as_model_sees`)."""
         return SyntheticSource(self.kind, self.size, config.get("working_size") or self.config["working_size"], config)
 
 
-def as_model_sees(image: np.ndarray, instances: Instances, config: dict) -> Pair:
-    """A normalised pair as `predict` shows frames to a model with this config: at its
-    working size, and inverted if it asks for bright objects on a bright background."""
+def as_model_sees(image: np.ndarray, instances: Instances, config: dict, rng: np.random.Generator | None = None) -> Pair:
+    """A normalised pair as `predict` shows frames to a model with this config: framed
+    around its objects (`framing`; jittered with `rng`), at its working size, and inverted
+    if it asks for bright objects on a bright background."""
+    if config.get(framing.KEY):
+        image, instances = framing.framed(image, instances, float(config[framing.KEY]), rng)
     image, instances = to_working_size(image, instances, config.get("working_size"))
     return as_model_wants(image, config), instances
 
