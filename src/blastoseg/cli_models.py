@@ -12,6 +12,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from blastoseg.checkpoint import Model
+    from blastoseg.training_data import Pair, SyntheticSource
 
 
 def _bar(total: int, desc: str, unit: str):  # noqa: ANN202 - a tqdm bar
@@ -77,7 +78,7 @@ def _training_source(dataset: str, size: int):  # noqa: ANN202
     return source, validation, len(source.pairs)
 
 
-def _synthetic_validation(source, config: dict) -> list:  # noqa: ANN001
+def _synthetic_validation(source: SyntheticSource, config: dict) -> list[Pair]:
     """16 fixed frames drawn as the model's training frames are (a framing model's at twice
     its working size), before `as_model_sees`; seeded apart from the training stream."""
     rng = np.random.default_rng(12345)

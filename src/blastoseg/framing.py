@@ -39,10 +39,9 @@ def window(
         raise ValueError(f"frame_fill must be in (0, 1], got {fill}")
     y0, x0, y1, x1 = box
     h, w = shape
-    side = int(round(max(y1 - y0, x1 - x0) / fill))
+    side = max(int(round(max(y1 - y0, x1 - x0) / fill)), 16)
     if side >= MIN_GAIN * min(h, w):
         return None
-    side = max(side, 16)
     cy, cx = (y0 + y1) / 2 + shift[0] * side, (x0 + x1) / 2 + shift[1] * side
     top = int(np.clip(round(cy - side / 2), 0, h - side))
     left = int(np.clip(round(cx - side / 2), 0, w - side))
