@@ -19,6 +19,15 @@ def test_the_window_puts_the_box_at_the_asked_fill_inside_the_frame():
         framing.window((0, 0, 10, 10), (100, 100), 0.0)
 
 
+def test_the_box_of_small_instances_in_frame_coordinates_is_that_of_their_resized_masks():
+    labels = np.zeros((64, 48), np.int32)
+    labels[5:17, 7:20], labels[30:41, 22:47] = 1, 2
+    small = Instances.from_label_image(labels)
+    for shape in ((200, 150), (64, 48), (50, 31)):
+        assert framing.objects_box(small, shape) == framing.objects_box(small.resized(shape))
+    assert framing.objects_box(Instances.empty((64, 48)), (200, 150)) is None
+
+
 def cluster(shape=(200, 200), radius=8):
     """Three discs packed into a 40 px corner of the frame."""
     yy, xx = np.mgrid[: shape[0], : shape[1]]

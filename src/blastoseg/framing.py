@@ -20,13 +20,18 @@ KEY = "frame_fill"  # config entry: the fraction of the window's side the object
 MIN_GAIN = 0.9  # a window above this fraction of the frame's shorter side is not worth a pass
 
 
-def objects_box(instances: Instances) -> tuple[int, int, int, int] | None:
-    """(y0, x0, y1, x1) around all the instances, or None when there are none."""
+def objects_box(instances: Instances, shape: tuple[int, int] | None = None) -> tuple[int, int, int, int] | None:
+    """(y0, x0, y1, x1) around all the instances, or None when there are none; in the
+    coordinates of an image of `shape` (default: theirs), rounded outwards as
+    `Instances.resized` rounds boxes, so no mask needs resizing to find it."""
     if not len(instances):
         return None
     y0, x0 = instances.boxes[:, :2].min(0)
     y1, x1 = instances.boxes[:, 2:].max(0)
-    return int(y0), int(x0), int(y1), int(x1)
+    if shape is None or tuple(shape) == instances.shape:
+        return int(y0), int(x0), int(y1), int(x1)
+    fy, fx = shape[0] / instances.shape[0], shape[1] / instances.shape[1]
+    return int(np.floor(y0 * fy)), int(np.floor(x0 * fx)), min(int(np.ceil(y1 * fy)), shape[0]), min(int(np.ceil(x1 * fx)), shape[1])
 
 
 def window(

@@ -216,7 +216,7 @@ def segment_frames(
             first = at_shape(frame, working)
         finally:
             predictor.tta = with_tta
-        box = framing.objects_box(first if working == frame.shape else first.resized(frame.shape))
+        box = framing.objects_box(first, frame.shape)
         win = None if box is None else framing.window(box, frame.shape, float(fill))
         if win is None:  # the objects fill the frame already; without TTA the quick pass was the pass
             if not tta:
