@@ -146,7 +146,8 @@ class _BlobDetector:
         out = []
         for image in images[:, 0].cpu().numpy():
             labels, _ = ndimage.label(image > 0.5)
-            out.append(Instances.from_label_image(labels))
+            found = Instances.from_label_image(labels)
+            out.append(found[found.areas() >= config.get("min_area", 0)])
         return out
 
 
@@ -160,6 +161,17 @@ def test_predict_turns_every_detected_view_back() -> None:
     assert len(plain) == 3
     assert len(merged) == 3 and np.allclose(merged.scores, 1.0)  # all 8 views agree only if each is undone right
     assert (merged.iou(plain).max(1) == 1.0).all()
+
+
+def test_tta_settings_apply_only_when_views_are_merged() -> None:
+    image = np.zeros((70, 90), np.float32)
+    image[5:20, 10:50] = image[30:65, 60:70] = image[40:44, 5:30] = 1  # 600, 350 and 100 px
+    image[0, 0] = -1
+    config = {"normalize_percentiles": (0, 100), "tta_min_votes": 8, "min_area": 0, "tta_settings": {"min_area": 200}}
+    model = Model(_BlobDetector(), config, torch.nn.Identity())
+    assert len(segment(image, model, tta=False, device="cpu")) == 3
+    assert sorted(segment(image, model, tta=True, device="cpu").areas()) == [350, 600]
+    assert model.config["min_area"] == 0  # the model's own settings are untouched
 
 
 def test_segment_with_an_untrained_model_with_and_without_tta() -> None:

@@ -72,6 +72,13 @@ class Predictor:
     def n_views(self) -> int:
         return augment.N_TRANSFORMS if self.tta else 1
 
+    @property
+    def config(self) -> dict:
+        """The model's settings; with TTA, those its `tta_settings` replace: views merged by
+        consensus can take a laxer score threshold, say, than a single view can."""
+        config = self.model.config
+        return {**config, **config.get("tta_settings", {})} if self.tta else config
+
     def _each_view(self, tile: np.ndarray, run: Callable[[torch.Tensor], Sequence]) -> list:
         """`run` on the tile's padded views (8 with TTA, else 1), a memory-bounded batch at a
         time; its per-view results in D4 order."""
@@ -92,21 +99,21 @@ class Predictor:
     def view_maps(self, tile: np.ndarray) -> torch.Tensor:
         """(V, C, h, w) activated maps of the tile's views, turned back to the tile's frame."""
         h, w = tile.shape
-        method, config = self.model.method, self.model.config
+        method, config = self.model.method, self.config
         maps = self._each_view(tile, lambda batch: method.activate(self.net(batch).float(), config))
         return torch.stack([augment.inverse(m, g, method.layout)[:, :h, :w] for g, m in enumerate(maps)])
 
     def view_instances(self, tile: np.ndarray) -> list[Instances]:
         """Instances found by a method's `detect` hook in each view, turned back to the tile's frame."""
         h, w = tile.shape
-        method, config = self.model.method, self.model.config
+        method, config = self.model.method, self.config
         found = self._each_view(tile, lambda batch: method.detect(self.net, batch, config))
         # Every D4 reflection is its own inverse; a quarter turn k is undone by 4 - k.
         undo = [g if g >= 4 else (4 - g) % 4 for g in range(len(found))]
         return [augment.transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
 
     def segment_tile(self, tile: np.ndarray) -> Instances:
-        method, config = self.model.method, self.model.config
+        method, config = self.model.method, self.config
         if hasattr(method, "detect"):
             return _agreed(self.view_instances(tile), config)
         return merge_views(method, self.view_maps(tile), config)

@@ -15,6 +15,9 @@ engine uses each one when a method has it (`hasattr`), never by name:
   `train.train` instead of `loss(net(images), ...)`; `targets` come from `collate`.
 - `tuning_grid: dict[str, tuple]`: post-processing settings worth choosing on held-out
   images, and the values to try (`benchmarks/tuning.py`).
+- `tta_tuning_grid: dict[str, tuple]`: for methods whose TTA views are merged as
+  instances, the settings worth choosing anew for that consensus; the choice is stored
+  as config["tta_settings"], which `predict.Predictor` applies whenever it runs TTA.
 - `tta_merge_for(config) -> str`: the TTA merge rule ("fields" or "instances") when it
   depends on the settings; `predict.Predictor` asks it instead of reading `tta_merge`.
 - `detect(net, images, config) -> list[Instances]`: used by `predict.Predictor` instead
