@@ -10,7 +10,7 @@ from blastoseg import augment
 from blastoseg.instances import Instances
 from blastoseg.methods import get_method
 from blastoseg.methods.layered import clip_to_layers, layer_labels
-from blastoseg.methods.layered_cluster import assign_to_modes, find_modes, occlusion_depth
+from blastoseg.methods.layered_cluster import assign_to_modes, find_modes, main_parts, occlusion_depth
 from blastoseg.augment import transform_instances
 
 METHOD = get_method("layered")
@@ -256,3 +256,15 @@ def test_convex_completion_grows_only_the_cut_cell() -> None:
     assert sorted(plain.areas().tolist()) == [12, 30, 64, 64, 64]
     assert (grown > 0).sum() == 1 and 0 < grown.max() < 4 and plain.areas()[grown.argmax()] == 12
     assert all((c | p).sum() == c.sum() for c, p in zip(convex.to_mask_stack(), plain.to_mask_stack()))
+
+
+def test_main_parts_drops_specks_that_would_widen_the_hull() -> None:
+    mask = np.zeros((40, 40), bool)
+    mask[5:25, 5:25] = True  # the body, 400 px
+    mask[30:32, 35:37] = True  # a 4 px speck far from it
+    mask[5:25, 27:30] = True  # a 60 px part, 15 % of the body
+    inst = Instances.from_masks((40, 40), [((0, 0, 40, 40), mask)])
+    kept = main_parts(inst, 0.1)
+    assert kept.areas().tolist() == [460] and tuple(kept.boxes[0]) == (5, 5, 25, 30)
+    assert main_parts(inst, 0.2).areas().tolist() == [400]
+    assert kept.convex().areas()[0] < inst.convex().areas()[0]

@@ -195,3 +195,17 @@ def cluster_layers(
     cluster = assign_to_modes(points, modes, bandwidth)
     prob = probability.reshape(n_layers, -1)[layer, pixel].numpy().astype(np.float64)
     return instances_from_points((h, w), n_layers, layer.numpy(), pixel.numpy(), cluster, prob, min_size)
+
+
+def main_parts(instances: Instances, fraction: float) -> Instances:
+    """Each mask without its connected parts (8-connected) smaller than `fraction` of its
+    largest: pixels the clustering gave an instance away from its body, which its convex
+    hull would otherwise span."""
+    pairs = []
+    for box, mask in zip(instances.boxes, instances.masks):
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        if n > 1:
+            sizes = np.bincount(labels.ravel())[1:]
+            mask = np.isin(labels, 1 + np.flatnonzero(sizes >= fraction * sizes.max()))
+        pairs.append((tuple(int(v) for v in box), mask))
+    return Instances.from_masks(instances.shape, pairs, instances.scores, instances.depth)
