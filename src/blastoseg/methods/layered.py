@@ -25,8 +25,9 @@ Deviations from the paper, and why:
 - Optional convex completion (`convex`, default off; a tuning choice): each amodal mask
   becomes its convex hull. For near-convex cells such as blastomeres it completes hidden
   parts the network leaves short (synthetic embryos, with the hidden-layer threshold
-  re-tuned beside it: +0.04 mAP, docs/benchmarks.md). Before it, each instance keeps
-  only its main connected parts (`MAIN_PART`).
+  re-tuned beside it: +0.04 mAP, docs/benchmarks.md).
+- Each instance keeps only its main connected parts (`MAIN_PART`), with or without
+  convex completion: stray pixels of the clustering, not in the paper's pipeline.
 
 Channels of the raw output and of `activate` (all scalars for D4): 0..L-1 occupancy
 (logits, probabilities after `activate`); then L blocks of C embedding channels, block k

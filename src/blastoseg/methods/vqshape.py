@@ -76,7 +76,8 @@ class VQShape:
     tta_merge = "instances"
     layout = FieldLayout()
     # Eight views voting reject the spurious detections a single view's high score
-    # threshold guards against, so with TTA a laxer one finds more hidden cells.
+    # threshold guards against, so with TTA a laxer threshold or fewer votes may keep
+    # hidden cells that some views score low.
     tta_tuning_grid = {"box_score_thresh": (0.5, 0.65, 0.8, 0.9, 0.95), "tta_min_votes": (3, 4, 5)}
 
     def default_config(self) -> dict[str, Any]:
