@@ -44,17 +44,25 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
     assert asked == [True, False]
 
 
-def test_fine_tuning_keeps_the_method_and_refuses_a_mismatch(tmp_path):
+def test_fine_tuning_keeps_the_config_and_records_its_parent_not_its_scores(tmp_path):
     model = tmp_path / "a.safetensors"
     assert main(["train", "synthetic:embryo", "--steps", "1", "--batch", "1", "--crop", "64", "--config", TINY,
                  "--device", "cpu", "-o", str(model)]) == 0
+    from blastoseg import checkpoint
+
+    # the parent as a benchmark leaves it: scored, tuned, dated
+    parent = checkpoint.load(model, device="cpu")
+    parent.config["seed_threshold"] = 0.123
+    checkpoint.save(parent, model, scores={"mAP": 0.5}, tuning={"images": 50}, date="2000-01-01T00:00:00+00:00")
     tuned = tmp_path / "b.safetensors"
     assert main(["train", "synthetic:embryo", "--steps", "1", "--batch", "1", "--crop", "64", "--init", str(model),
                  "--ema", "0.9", "--device", "cpu", "-o", str(tuned)]) == 0
-    from blastoseg.checkpoint import read_metadata
-
-    assert read_metadata(tuned)["config"]["net_options"]["base"] == 4
-    assert read_metadata(tuned)["training"]["ema_decay"] == 0.9
+    meta = checkpoint.read_metadata(tuned)
+    assert meta["config"]["net_options"]["base"] == 4 and meta["config"]["seed_threshold"] == 0.123
+    assert meta["training"]["ema_decay"] == 0.9
+    # the parent's scores, tuning and date describe the parent, not the fine-tuned model
+    assert "scores" not in meta and "tuning" not in meta and not meta["date"].startswith("2000")
+    assert meta["parent"] == {"name": "a", "sha256": checkpoint.file_sha256(model)}
 
 
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):

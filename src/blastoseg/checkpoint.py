@@ -186,6 +186,20 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -
     return Model(method, config, net, meta, path)
 
 
+# Records of how a model was made and measured; a model fine-tuned from it must not claim them.
+OWN_RECORDS = ("date", "scores", "metrics", "training", "tuning", "parent")
+
+
+def fine_tune_start(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -> Model:
+    """`load`, for fine-tuning into a new model: the parent's own records (OWN_RECORDS) are
+    dropped and replaced by `parent` = its name and sha256. Its config, thresholds
+    included, is kept."""
+    model = load(name_or_path, device)
+    model.metadata = {k: v for k, v in model.metadata.items() if k not in OWN_RECORDS}
+    model.metadata["parent"] = {"name": model.name, "sha256": model.sha256}
+    return model
+
+
 def new_model(method_name: str, config: dict[str, Any] | None = None, seed: int = 0) -> Model:
     """A freshly initialised model of a method, its config the defaults updated by `config`.
     The initial weights depend on `seed` only, so a training run can be repeated."""

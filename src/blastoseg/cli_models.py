@@ -86,7 +86,7 @@ def _synthetic_validation(source: SyntheticSource, config: dict) -> list[Pair]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from blastoseg.checkpoint import load, new_model
+    from blastoseg.checkpoint import fine_tune_start, load, new_model
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation
 
@@ -109,7 +109,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides = json.loads(args.config) if args.config else {}
     except json.JSONDecodeError as error:
         raise ValueError(f"--config must be a JSON object, e.g. '{{\"offset_scale\": 128}}' ({error})") from None
-    model = load(init, device="cpu") if init else new_model(args.method or "embedseg", overrides)
+    if args.resume:  # the same model, trained on: its own records stay
+        model = load(init, device="cpu")
+    else:
+        model = fine_tune_start(init, device="cpu") if init else new_model(args.method or "embedseg", overrides)
     if init and overrides:
         model.config.update(overrides)
     if init and args.method and model.method.name != args.method:

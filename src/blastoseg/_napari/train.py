@@ -122,11 +122,7 @@ class TrainWidget(Container):
             from blastoseg.train import TrainOptions, train
             from blastoseg.training_data import Augmentation
 
-            model = checkpoint.new_model(method) if start is None else checkpoint.load(start, device)
-            if start is not None:
-                # The parent's date, benchmark metrics and training record describe the parent, not this model.
-                model.metadata = {k: v for k, v in model.metadata.items() if k not in ("date", "metrics", "training")}
-                model.metadata["parent"] = {"name": Path(start).stem, "sha256": checkpoint.file_sha256(start)}
+            model = checkpoint.new_model(method) if start is None else checkpoint.fine_tune_start(start, device)
             side = min(min(img.shape) for img, _ in source.pairs)
             options = TrainOptions(budget, batch=BATCH, augmentation=Augmentation(crop=max(64, min(CROP_MAX, side // 32 * 32))),
                                    validate_every=max(1, min(25, (budget.steps or 100) // 4)), device=device,
