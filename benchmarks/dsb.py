@@ -40,7 +40,7 @@ def load_split(part: str, data: Path = DATA) -> list[tuple[str, np.ndarray, Inst
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load, new_model
+    from blastoseg.checkpoint import fine_tune_start, new_model
     from blastoseg.io import normalize
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation, PairSource
@@ -50,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     val = [(normalize(image)[:256, :256], truth.cropped(0, 0, *image[:256, :256].shape)) for _, image, truth in held[: args.val_images]]
     source = PairSource(pairs)
     config = {"offset_scale": 64.0, "sigma_scale": 8.0, "min_size": 8, "invert_bright_background": True}
-    model = load(args.init, device="cpu") if args.init else new_model("embedseg", config)
+    model = fine_tune_start(args.init, device="cpu") if args.init else new_model("embedseg", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
         validate_every=args.validate_every, device=args.device, ema_decay=args.ema,

@@ -49,7 +49,7 @@ def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, devi
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load, new_model
+    from blastoseg.checkpoint import fine_tune_start, new_model
     from blastoseg.io import normalize
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation, PairSource
@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     val = [(normalize(image), truth) for _, image, truth in held[: args.val_images]]
     source = PairSource(pairs)
     config = {"colours": args.colours, "min_size": args.min_size, "tta": args.tta, **json.loads(args.config)}
-    model = load(args.init, device="cpu") if args.init else new_model("fcrnet", config)
+    model = fine_tune_start(args.init, device="cpu") if args.init else new_model("fcrnet", config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
         validate_every=args.validate_every, device=args.device, ema_decay=args.ema,

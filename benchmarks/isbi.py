@@ -52,8 +52,7 @@ def _scores(found: list[Instances], truth: list[Instances]) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load as load_model
-    from blastoseg.checkpoint import new_model
+    from blastoseg.checkpoint import fine_tune_start, new_model
     from blastoseg.io import normalize
     from blastoseg.train import Budget, TrainOptions, train
     from blastoseg.training_data import Augmentation, PairSource
@@ -62,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     source = PairSource(items[: N_TRAIN - N_VAL])
     validation = [(normalize(image), truth) for image, truth in items[N_TRAIN - N_VAL :]]
     config = json.loads(args.config)
-    model = load_model(args.init, device="cpu") if args.init else new_model(args.method, config)
+    model = fine_tune_start(args.init, device="cpu") if args.init else new_model(args.method, config)
     options = TrainOptions(
         Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr,
         augmentation=Augmentation(crop=args.crop), validate_every=args.validate_every, device=args.device,

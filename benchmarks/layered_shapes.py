@@ -1,7 +1,8 @@
 """Seed paper 002's shapes protocol for the `layered` method (Liu et al., Tables 1 and 2).
 
-    python benchmarks/layered_shapes.py --minutes 30 --model models/layered-shapes.safetensors
-    python benchmarks/layered_shapes.py --minutes 0 --tune --tta --model models/layered-shapes.safetensors
+    python benchmarks/layered_shapes.py --tta          # the committed model, benchmarks/models/layered-shapes.safetensors
+    python benchmarks/layered_shapes.py --minutes 30 --model runs/shapes.safetensors
+    python benchmarks/layered_shapes.py --minutes 0 --tune --tta --model runs/shapes.safetensors
 
 With --minutes > 0, trains a layered model on the endless seed-002 shapes stream
 (`SyntheticSource("shapes")`: 3 classes, 6 instances per class, 256 x 256) and saves it to
@@ -51,7 +52,7 @@ def upper_bound(gts: list[Instances], layers: tuple[int, ...] = (2, 3, 4)) -> di
 
 
 def train_model(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load, new_model
+    from blastoseg.checkpoint import fine_tune_start, new_model
     from blastoseg.io import normalize
     from blastoseg.synth import synth_shapes
     from blastoseg.train import Budget, TrainOptions, train
@@ -60,7 +61,7 @@ def train_model(args: argparse.Namespace) -> None:
     samples = [synth_shapes(PER_CLASS, 256, seed=VALIDATION_SEED + i) for i in range(args.val_images)]
     validation = [(normalize(s.image), s.instances) for s in samples]
     config = {"layers": args.layers, "working_size": args.working_size, "tile_overlap": args.working_size // 4}
-    model = load(args.init, device="cpu") if args.init else new_model("layered", config)
+    model = fine_tune_start(args.init, device="cpu") if args.init else new_model("layered", config)
     # The protocol's shapes have fixed sizes, so no scale augmentation; crops are whole
     # images, which train() shrinks to the working size.
     augmentation = Augmentation(crop=model.config.get("working_size") or 256, scale_range=(1.0, 1.0))
@@ -116,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=0.0, help="training budget; 0 evaluates --model as it is")
     parser.add_argument("--n-test", type=int, default=1000, help="fixed test images (default 1000, as the paper)")
-    parser.add_argument("--model", default="models/layered-shapes.safetensors", help="checkpoint to write and/or evaluate")
+    parser.add_argument("--model", default="benchmarks/models/layered-shapes.safetensors", help="checkpoint to write and/or evaluate")
     parser.add_argument("--layers", type=int, default=3, help="layers of a new model (default 3)")
     parser.add_argument("--working-size", type=int, default=128,
                         help="side the network sees (default 128: 4x cheaper than 256, still 2x finer than the paper's 64 x 64 output)")

@@ -187,7 +187,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -
 
 
 # Records of how a model was made and measured; a model fine-tuned from it must not claim them.
-OWN_RECORDS = ("date", "scores", "metrics", "training", "tuning", "parent")
+OWN_RECORDS = ("date", "scores", "training", "tuning", "parent")
 
 
 def fine_tune_start(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -> Model:
