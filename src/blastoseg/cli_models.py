@@ -111,8 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--config must be a JSON object, e.g. '{{\"offset_scale\": 128}}' ({error})") from None
     if args.resume:  # the same model, trained on: its own records stay
         model = load(init, device="cpu")
+    elif init:
+        model = fine_tune_start(init, device="cpu")
     else:
-        model = fine_tune_start(init, device="cpu") if init else new_model(args.method or "embedseg", overrides)
+        model = new_model(args.method or "embedseg", overrides)
     if init and overrides:
         model.config.update(overrides)
     if init and args.method and model.method.name != args.method:
