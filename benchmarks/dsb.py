@@ -40,10 +40,12 @@ def load_split(part: str, data: Path = DATA) -> list[tuple[str, np.ndarray, Inst
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start, new_model
-    from blastoseg.io import normalize
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, PairSource
+    from blastoseg.checkpoint import fine_tune_start
+    from blastoseg.inference.preprocess import normalize
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import PairSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     pairs, held = split_train(load_split("train"))
     # Validation on 256x256 corner crops keeps it to a few seconds however large the image.
@@ -79,8 +81,8 @@ def cmd_sizes(args: argparse.Namespace) -> None:
     """Record the training split's object sizes in a model trained before `train` did so
     itself (`object_size`: frames of far larger nuclei are then segmented again, shrunk)."""
     from blastoseg import checkpoint
-    from blastoseg.train import record_training_sizes
-    from blastoseg.training_data import PairSource
+    from blastoseg.training.sources import PairSource
+    from blastoseg.training.train import record_training_sizes
 
     model = checkpoint.load(args.model, device="cpu")
     model.config.pop("object_diameters", None)
@@ -128,7 +130,7 @@ def score(items: list, segment_one: Callable[[np.ndarray], Instances]) -> dict:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from blastoseg.checkpoint import load
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     model = load(args.model, device=args.device)
     items = load_split("test")

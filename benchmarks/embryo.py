@@ -66,7 +66,7 @@ def main() -> None:
         print(json.dumps({"reference": "perfect visible masks", "n_images": len(samples), "vs_amodal": _scores(visible, amodal)}, indent=1))
         return
     from blastoseg.checkpoint import load
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     model = load(args.model, device=args.device)
     report = {"model": args.model, "method": model.method.name, "n_images": len(samples)}

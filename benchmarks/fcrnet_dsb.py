@@ -43,16 +43,18 @@ VARIANTS = {  # name: (tta, config["tta"])
 
 def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, device: object) -> Instances:
     """`predict.segment` with FCRNet's TTA merge set to `mode` (predict asks `tta_merge_for`)."""
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     return segment(image, dataclasses.replace(model, config={**model.config, "tta": mode}), tta=tta, device=device)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start, new_model
-    from blastoseg.io import normalize
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, PairSource
+    from blastoseg.checkpoint import fine_tune_start
+    from blastoseg.inference.preprocess import normalize
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import PairSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     pairs, held = split_train(load_split("train"))
     val = [(normalize(image), truth) for _, image, truth in held[: args.val_images]]
@@ -83,8 +85,8 @@ def _frame(items: list, side: int) -> np.ndarray:
 def speed(model: object, items: list, device: object, repeats: int) -> dict:
     import torch
 
-    from blastoseg.io import normalize
-    from blastoseg.predict import Predictor
+    from blastoseg.inference.predict import Predictor
+    from blastoseg.inference.preprocess import normalize
 
     out: dict = {"torch_threads": torch.get_num_threads()}
     maps = Predictor(model, False, device).view_maps(normalize(_frame(items, 512)))[0]
@@ -114,7 +116,8 @@ def speed(model: object, items: list, device: object, repeats: int) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load, resolve_device
+    from blastoseg.checkpoint import load
+    from blastoseg.device import resolve_device
 
     device = resolve_device(args.device)
     model = load(args.model, device=device)
@@ -130,17 +133,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load, resolve_device
+    from blastoseg.checkpoint import load
+    from blastoseg.device import resolve_device
 
     device = resolve_device(args.device)
     print(json.dumps(speed(load(args.model, device=device), load_split("test"), device, args.repeats), indent=1))
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from blastoseg import checkpoint, object_size
     from dsb import held_out
 
-    device = checkpoint.resolve_device(args.device)
+    from blastoseg import checkpoint
+    from blastoseg.device import resolve_device
+    from blastoseg.inference import object_size
+
+    device = resolve_device(args.device)
     model = checkpoint.load(args.model, device=device)
     sizes = model.config.get(object_size.KEY)
     items = held_out()

@@ -52,10 +52,12 @@ def _scores(found: list[Instances], truth: list[Instances]) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start, new_model
-    from blastoseg.io import normalize
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, PairSource
+    from blastoseg.checkpoint import fine_tune_start
+    from blastoseg.inference.preprocess import normalize
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import PairSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     items = load(range(1, N_TRAIN + 1))
     source = PairSource(items[: N_TRAIN - N_VAL])
@@ -75,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from blastoseg.checkpoint import load as load_model
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     items = load(range(N_TRAIN + 1, 46))
     truth = [t for _, t in items]

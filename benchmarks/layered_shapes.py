@@ -46,17 +46,19 @@ def scores(preds: list[Instances], gts: list[Instances]) -> dict[str, float | No
 
 
 def upper_bound(gts: list[Instances], layers: tuple[int, ...] = (2, 3, 4)) -> dict[str, dict]:
-    from blastoseg.methods.layered import clip_to_layers
+    from blastoseg.methods.layered.method import clip_to_layers
 
     return {f"L{n}": scores([clip_to_layers(g, n) for g in gts], gts) for n in layers}
 
 
 def train_model(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start, new_model
-    from blastoseg.io import normalize
+    from blastoseg.checkpoint import fine_tune_start
+    from blastoseg.inference.preprocess import normalize
+    from blastoseg.model import new_model
     from blastoseg.synth import synth_shapes
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, SyntheticSource
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import SyntheticSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     samples = [synth_shapes(PER_CLASS, 256, seed=VALIDATION_SEED + i) for i in range(args.val_images)]
     validation = [(normalize(s.image), s.instances) for s in samples]
@@ -97,7 +99,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     }
     if Path(args.model).exists():
         from blastoseg.checkpoint import load
-        from blastoseg.predict import segment
+        from blastoseg.inference.predict import segment
 
         model = load(args.model, device=args.device)
         start = time.perf_counter()

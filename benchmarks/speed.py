@@ -35,7 +35,7 @@ def _child(model: str, side: int, tta: bool, repeats: int, tile: int | None, thr
     import torch
 
     from blastoseg.checkpoint import load
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     torch.set_num_threads(threads)
     net = load(model, device="cpu")

@@ -68,7 +68,8 @@ def output_path(name: str) -> Path:
 
 
 def _batches(args: argparse.Namespace, working_size: int):  # noqa: ANN202 - endless lists of Instances
-    from blastoseg.training_data import Augmentation, SyntheticSource, sample_batch
+    from blastoseg.training.augmentation import Augmentation, sample_batch
+    from blastoseg.training.sources import SyntheticSource
 
     source, rng = SyntheticSource("embryo", working_size=working_size), np.random.default_rng(args.seed)
     return (sample_batch(source, args.batch, Augmentation(crop=args.crop), rng)[1] for _ in itertools.count())
@@ -76,8 +77,9 @@ def _batches(args: argparse.Namespace, working_size: int):  # noqa: ANN202 - end
 
 def pretrain_vqvae(args: argparse.Namespace) -> tuple[dict, dict]:
     """The VQ-VAE's weights and metadata after --vq-minutes of CPU time."""
-    from blastoseg.checkpoint import new_model, resolve_device
-    from blastoseg.train import Budget
+    from blastoseg.device import resolve_device
+    from blastoseg.model import new_model
+    from blastoseg.training.train import Budget
 
     model = new_model("vqshape", {**args.config, **VARIANTS["vq"]})
     budget, start = Budget(minutes=args.vq_minutes, clock="cpu"), time.perf_counter()
@@ -92,9 +94,10 @@ def pretrain_vqvae(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: dict) -> None:
-    from blastoseg.checkpoint import new_model
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, SyntheticSource
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import SyntheticSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     model = new_model("vqshape", {**args.config, **VARIANTS[name]})
     if model.net.vqvae is not None:
@@ -114,7 +117,7 @@ def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: 
 
 
 def _segment_all(model: object, images: list, tta: bool, device: str) -> list:
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     return [segment(image, model, tta=tta, device=device) for image in images]
 
@@ -156,7 +159,7 @@ def tune(path: Path, args: argparse.Namespace) -> dict:
 
 def seconds_500px_tta(path: Path, device: str) -> float:
     from blastoseg import checkpoint, synth
-    from blastoseg.predict import segment
+    from blastoseg.inference.predict import segment
 
     model = checkpoint.load(path, device=device)
     image = synth.synth_embryo((500, 500), seed=np.random.default_rng(1)).image

@@ -29,12 +29,13 @@ FIGURES = ROOT / "docs" / "figures"
 
 def _pick_model(tmp: Path) -> Path:
     from blastoseg import checkpoint
+    from blastoseg.model import new_model
 
     shipped = ROOT / "models" / "vqshape.safetensors"
     if shipped.is_file():
         return shipped
     print("models/vqshape.safetensors not found: using an untrained tiny model", file=sys.stderr)
-    tiny = checkpoint.new_model("layered", {"net_options": {"base": 8, "depth": 3, "full_res": 8}})
+    tiny = new_model("layered", {"net_options": {"base": 8, "depth": 3, "full_res": 8}})
     return checkpoint.save(tiny, tmp / "tiny-layered.safetensors")
 
 
@@ -66,17 +67,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import napari
 
-    from blastoseg import checkpoint
+    from blastoseg import catalogue
     from blastoseg._napari import layers as L
-    from blastoseg._napari import models
-    from blastoseg._napari import train as train_module
-    from blastoseg._napari.measure import MeasureWidget
-    from blastoseg._napari.sample import embryo_sample
-    from blastoseg._napari.segment import SegmentWidget
-    from blastoseg._napari.train import TrainWidget
+    from blastoseg._napari._sample_data import embryo_sample
+    from blastoseg._napari._widgets import models
+    from blastoseg._napari._widgets import train as train_module
+    from blastoseg._napari._widgets.measure import MeasureWidget
+    from blastoseg._napari._widgets.segment import SegmentWidget
+    from blastoseg._napari._widgets.train import TrainWidget
 
     tmp = Path(tempfile.mkdtemp(prefix="blastoseg-docs-"))
-    checkpoint.user_models_dir = lambda: tmp / "user-models"  # keep the user's folder clean
+    catalogue.user_models_dir = lambda: tmp / "user-models"  # keep the user's folder clean
     train_module.CROP_MAX = 128
     FIGURES.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="blastoseg tutorial")

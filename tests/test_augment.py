@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from blastoseg import augment
-from blastoseg.augment import FieldLayout
+from blastoseg import d4
+from blastoseg.d4 import FieldLayout
 
 
 def analytic_field(n: int = 9) -> torch.Tensor:
@@ -21,17 +21,17 @@ LAYOUT = FieldLayout(vectors=((0, 1),), axis_pairs=((2, 3),))
 @pytest.mark.parametrize("g", range(8))
 def test_inverse_undoes_transform(g):
     field = analytic_field()
-    assert torch.equal(augment.inverse(augment.transform(field, g, LAYOUT), g, LAYOUT), field)
+    assert torch.equal(d4.inverse(d4.transform(field, g, LAYOUT), g, LAYOUT), field)
 
 
 @pytest.mark.parametrize("g", range(8))
 def test_vectors_still_point_at_the_moved_target(g):
     """A field pointing at pixel P must, once transformed, point at the transformed P everywhere."""
     n = 9
-    field = augment.transform(analytic_field(n), g, LAYOUT)
+    field = d4.transform(analytic_field(n), g, LAYOUT)
     marker = torch.zeros(1, n, n)
     marker[0, 2, 6] = 1
-    ty, tx = (int(v) for v in torch.nonzero(augment.transform(marker, g)[0])[0])
+    ty, tx = (int(v) for v in torch.nonzero(d4.transform(marker, g)[0])[0])
     ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     assert torch.equal(ys + field[0], torch.full((n, n), ty, dtype=torch.float64))
     assert torch.equal(xs + field[1], torch.full((n, n), tx, dtype=torch.float64))
@@ -40,9 +40,9 @@ def test_vectors_still_point_at_the_moved_target(g):
 @pytest.mark.parametrize("g", range(8))
 def test_axis_pairs_swap_on_quarter_turns(g):
     field = analytic_field()
-    moved = augment.transform(field, g, LAYOUT)
-    scalar_y = augment.transform(field[2:3], g)[0]
-    scalar_x = augment.transform(field[3:4], g)[0]
+    moved = d4.transform(field, g, LAYOUT)
+    scalar_y = d4.transform(field[2:3], g)[0]
+    scalar_x = d4.transform(field[3:4], g)[0]
     if g % 2:
         assert torch.equal(moved[2], scalar_x) and torch.equal(moved[3], scalar_y)
     else:
@@ -52,18 +52,18 @@ def test_axis_pairs_swap_on_quarter_turns(g):
 @pytest.mark.parametrize("g", range(8))
 def test_numpy_and_torch_agree(g):
     a = np.arange(12.0).reshape(3, 4)
-    assert np.array_equal(augment.numpy_transform(a, g), augment.transform(torch.from_numpy(a)[None], g)[0].numpy())
-    assert np.array_equal(augment.numpy_inverse(augment.numpy_transform(a, g), g), a)
+    assert np.array_equal(d4.numpy_transform(a, g), d4.transform(torch.from_numpy(a)[None], g)[0].numpy())
+    assert np.array_equal(d4.numpy_inverse(d4.numpy_transform(a, g), g), a)
 
 
 def test_bad_index_is_refused():
     with pytest.raises(ValueError, match="0..7"):
-        augment.transform(torch.zeros(1, 2, 2), 8)
+        d4.transform(torch.zeros(1, 2, 2), 8)
 
 
 def test_equivariant_model_rotates_decoded_centres():
     """An exactly equivariant 'model' (offsets to the brightest pixel) decodes rotated centres."""
-    from blastoseg.methods.embedseg import METHOD
+    from blastoseg.methods.embedseg.method import METHOD
 
     config = {**METHOD.default_config(), "min_size": 1}
     image = np.zeros((16, 16), np.float32)
@@ -81,9 +81,9 @@ def test_equivariant_model_rotates_decoded_centres():
     base = METHOD.postprocess(fake_maps(image), config)
     assert len(base) == 1
     for g in range(8):
-        turned = METHOD.postprocess(fake_maps(augment.numpy_transform(image, g)), config)
-        expected = augment.numpy_transform(base.mask(0), g)
+        turned = METHOD.postprocess(fake_maps(d4.numpy_transform(image, g)), config)
+        expected = d4.numpy_transform(base.mask(0), g)
         assert np.array_equal(turned.mask(0), expected)
         # and the TTA path: back-transforming the turned maps gives the original maps
-        back = augment.inverse(augment.transform(fake_maps(image), g, METHOD.layout), g, METHOD.layout)
+        back = d4.inverse(d4.transform(fake_maps(image), g, METHOD.layout), g, METHOD.layout)
         assert torch.allclose(back, fake_maps(image))

@@ -5,14 +5,16 @@ import pickle
 import pytest
 import torch
 
-from blastoseg import checkpoint
+from blastoseg import catalogue, checkpoint
 from blastoseg.checkpoint import CheckpointError
+from blastoseg.device import resolve_device
+from blastoseg.model import new_model
 
 TINY = {"net_options": {"base": 4, "depth": 2, "full_res": 4}}
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path):
-    model = checkpoint.new_model("embedseg", TINY)
+    model = new_model("embedseg", TINY)
     path = checkpoint.save(model, tmp_path / "tiny.safetensors", scores={"AP50": 0.5})
     loaded = checkpoint.load(path, device="cpu")
     assert loaded.method.name == "embedseg"
@@ -55,7 +57,7 @@ def test_missing_model_names_the_known_ones(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
-    model = checkpoint.new_model("embedseg", TINY)
+    model = new_model("embedseg", TINY)
     path = checkpoint.save(model, tmp_path / "m.safetensors")
     before = path.read_bytes()
 
@@ -70,24 +72,24 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
 
 
 def test_registry_lists_user_models(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "user_models_dir", lambda: tmp_path)
-    checkpoint.save(checkpoint.new_model("embedseg", TINY), tmp_path / "mine.safetensors")
-    assert checkpoint.list_models()["mine"] == tmp_path / "mine.safetensors"
+    monkeypatch.setattr(catalogue, "user_models_dir", lambda: tmp_path)
+    checkpoint.save(new_model("embedseg", TINY), tmp_path / "mine.safetensors")
+    assert catalogue.list_models()["mine"] == tmp_path / "mine.safetensors"
 
 
 def test_devices():
-    assert checkpoint.resolve_device("cpu") == torch.device("cpu")
-    assert checkpoint.resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
-            checkpoint.resolve_device("cuda")
+            resolve_device("cuda")
 
 
 def test_saved_checkpoints_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    path = checkpoint.save(checkpoint.new_model("embedseg", TINY), tmp_path / "shared.safetensors")
+    path = checkpoint.save(new_model("embedseg", TINY), tmp_path / "shared.safetensors")
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
@@ -96,7 +98,7 @@ def test_saved_checkpoints_are_readable_by_others(tmp_path):
 def test_a_new_model_starts_from_the_same_weights_for_the_same_seed():
     import torch
 
-    from blastoseg.checkpoint import new_model
+    from blastoseg.model import new_model
 
     state = torch.get_rng_state()
     a, b, c = (new_model("embedseg", seed=s).net.state_dict() for s in (0, 0, 1))
@@ -108,7 +110,7 @@ def test_a_new_model_starts_from_the_same_weights_for_the_same_seed():
 def test_embedseg_offsets_and_sigma_start_at_zero(net):
     import torch
 
-    from blastoseg.checkpoint import new_model
+    from blastoseg.model import new_model
 
     model = new_model("embedseg", {"net": net, "net_options": {}})
     raw = model.net.eval()(torch.rand(1, 1, 64, 64))

@@ -114,9 +114,10 @@ def test_info(capsys, monkeypatch, tmp_path):
 
 
 def test_demo_segments_the_sample_and_writes_layers_and_csv(tmp_path, capsys):
-    from blastoseg import checkpoint
+    from blastoseg import catalogue, checkpoint
+    from blastoseg.model import new_model
 
-    model = checkpoint.save(checkpoint.new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}}),
+    model = checkpoint.save(new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}}),
                             tmp_path / "tiny.safetensors")
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "-m", str(model), "--device", "cpu"]) == 0
@@ -129,7 +130,7 @@ def test_demo_segments_the_sample_and_writes_layers_and_csv(tmp_path, capsys):
     assert np.array_equal(visible, amodal.visible_labels())
     assert provenance["blastoseg_version"] == __version__
     (found,), provenance = io.read_amodal(out / "sample_embryo_amodal.tif")
-    assert provenance["model_sha256"] == checkpoint.file_sha256(model)
+    assert provenance["model_sha256"] == catalogue.file_sha256(model)
     assert (out / "sample_embryo_cells.csv").exists() and (out / "sample_embryo_frames.csv").exists()
 
 

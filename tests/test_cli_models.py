@@ -35,10 +35,10 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
     assert len(stack_frames) == 3
     assert tifffile.imread(out / "stack_visible.tif").shape == (3, 48, 40)
 
-    import blastoseg.predict
+    import blastoseg.inference.predict
 
-    asked, real = [], blastoseg.predict.segment_frames
-    monkeypatch.setattr(blastoseg.predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
+    asked, real = [], blastoseg.inference.predict.segment_frames
+    monkeypatch.setattr(blastoseg.inference.predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
     for flags in ([], ["--no-rescale"]):
         assert main(["segment", str(tmp_path / "frame.tif"), "-m", str(model), "--no-tta", *flags, "-o", str(tmp_path / "o2")]) == 0
     assert asked == [True, False]
@@ -48,7 +48,7 @@ def test_fine_tuning_keeps_the_config_and_records_its_parent_not_its_scores(tmp_
     model = tmp_path / "a.safetensors"
     assert main(["train", "synthetic:embryo", "--steps", "1", "--batch", "1", "--crop", "64", "--config", TINY,
                  "--device", "cpu", "-o", str(model)]) == 0
-    from blastoseg import checkpoint
+    from blastoseg import catalogue, checkpoint
 
     # the parent as a benchmark leaves it: scored, tuned, dated
     parent = checkpoint.load(model, device="cpu")
@@ -62,7 +62,7 @@ def test_fine_tuning_keeps_the_config_and_records_its_parent_not_its_scores(tmp_
     assert meta["training"]["ema_decay"] == 0.9
     # the parent's scores, tuning and date describe the parent, not the fine-tuned model
     assert "scores" not in meta and "tuning" not in meta and not meta["date"].startswith("2000")
-    assert meta["parent"] == {"name": "a", "sha256": checkpoint.file_sha256(model)}
+    assert meta["parent"] == {"name": "a", "sha256": catalogue.file_sha256(model)}
 
 
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from blastoseg.consensus import consensus
+from blastoseg.inference.merging import consensus
+from blastoseg.inference.tiling import merge_duplicates, plan_tiles
 from blastoseg.instances import Instances
-from blastoseg.lovasz import lovasz_hinge
-from blastoseg.medoid import EXACT_LIMIT, instance_centres, medoid
-from blastoseg.tiling import merge_duplicates, plan_tiles
+from blastoseg.methods.embedseg.lovasz import lovasz_hinge
+from blastoseg.methods.embedseg.medoid import EXACT_LIMIT, instance_centres, medoid
 
 
 def test_lovasz_hinge_is_zero_for_confident_right_answers_and_grows_with_errors():
@@ -97,7 +97,7 @@ def test_overlapping_pairs_match_brute_force():
 
 
 def test_training_pairs_are_brought_to_the_models_working_size():
-    from blastoseg.training_data import PairSource, SyntheticSource, to_working_size
+    from blastoseg.training.sources import PairSource, SyntheticSource, to_working_size
 
     image = np.zeros((400, 200), np.float32)
     image[100:300, 50:150] = 1.0
@@ -118,8 +118,8 @@ def test_training_pairs_are_brought_to_the_models_working_size():
 
 
 def test_training_records_the_object_sizes_it_sees_and_a_fine_tune_keeps_the_old_range():
-    from blastoseg.train import record_training_sizes
-    from blastoseg.training_data import PairSource, SyntheticSource
+    from blastoseg.training.sources import PairSource, SyntheticSource
+    from blastoseg.training.train import record_training_sizes
 
     labels = np.zeros((64, 64), np.int32)
     labels[4:24, 4:24], labels[30:50, 30:50] = 1, 2  # 20 x 20 squares: diameter 22.6
@@ -137,7 +137,7 @@ def test_training_records_the_object_sizes_it_sees_and_a_fine_tune_keeps_the_old
 
 
 def test_the_weight_average_ramps_its_decay_up():
-    from blastoseg.train import weight_average
+    from blastoseg.training.train import weight_average
 
     net = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.constant_(net.weight, 0.0)
@@ -151,13 +151,15 @@ def test_the_weight_average_ramps_its_decay_up():
 
 def test_a_weight_average_is_what_training_validates_saves_and_returns(tmp_path):
     from blastoseg import checkpoint
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, PairSource
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import PairSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     labels = np.zeros((64, 64), np.int32)
     labels[8:28, 8:28], labels[36:56, 30:50] = 1, 2
     pairs = [((labels > 0).astype(np.float32), Instances.from_label_image(labels))]
-    model = checkpoint.new_model("embedseg", {})
+    model = new_model("embedseg", {})
     options = TrainOptions(Budget(steps=4), batch=2, lr=1e-2, augmentation=Augmentation(crop=64),
                            validate_every=4, device="cpu", ema_decay=0.999)
     events = train(model, PairSource(pairs), options, tmp_path / "m.safetensors", validation=pairs)
@@ -173,7 +175,7 @@ def test_a_weight_average_is_what_training_validates_saves_and_returns(tmp_path)
 def test_window_max_equals_max_pooling():
     from torch.nn import functional as F
 
-    from blastoseg.methods.embedseg import window_max
+    from blastoseg.methods.embedseg.method import window_max
 
     x = torch.rand(2, 1, 23, 17)
     for size in (1, 3, 11):
@@ -198,7 +200,7 @@ def test_embedseg_scores_a_seed_by_the_seediness_around_it():
 
 
 def test_validation_pairs_are_spread_over_the_eight_views_with_their_truth():
-    from blastoseg.train import in_view
+    from blastoseg.training.train import in_view
 
     image = np.zeros((12, 20), np.float32)
     image[1:4, 2:9] = 1.0  # an asymmetric object in one corner

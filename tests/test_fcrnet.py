@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from blastoseg import augment
-from blastoseg.checkpoint import load, new_model
+from blastoseg import d4
+from blastoseg.checkpoint import load
+from blastoseg.inference.predict import merge_views
 from blastoseg.instances import Instances
 from blastoseg.methods import get_method
 from blastoseg.methods.fcrnet import (
@@ -18,7 +19,7 @@ from blastoseg.methods.fcrnet import (
     power_normalise,
     separation_weights,
 )
-from blastoseg.predict import merge_views
+from blastoseg.model import new_model
 
 METHOD = get_method("fcrnet")
 CONFIG = METHOD.default_config()
@@ -209,11 +210,11 @@ def test_affinity_tta_of_permuted_transformed_views_equals_the_single_view():
     single = METHOD.postprocess(colour_maps(colour, 4), config)
     rng = np.random.default_rng(1)
     views = []
-    for g in range(augment.N_TRANSFORMS):
+    for g in range(d4.N_TRANSFORMS):
         order = rng.permutation(3)
         relabel = np.concatenate([[0], 1 + order])  # cell colours permuted per view
-        maps = colour_maps(augment.numpy_transform(relabel[colour], g), 4)
-        views.append(augment.inverse(maps, g, METHOD.layout))
+        maps = colour_maps(d4.numpy_transform(relabel[colour], g), 4)
+        views.append(d4.inverse(maps, g, METHOD.layout))
         assert torch.allclose(permuted(views[-1], order), colour_maps(colour, 4))
     views = torch.stack(views)
     assert not torch.allclose(views[:, 5:].mean(0), views[0, 5:])  # colours really differ
@@ -226,9 +227,10 @@ def test_affinity_tta_of_permuted_transformed_views_equals_the_single_view():
 
 
 def test_tiny_model_trains_and_segments(tmp_path):
-    from blastoseg.predict import segment
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, SyntheticSource
+    from blastoseg.inference.predict import segment
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import SyntheticSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     config = {"net_options": {"base": 4, "depth": 2, "full_res": 4}, "colours": 3}
     model = new_model("fcrnet", config)
@@ -242,8 +244,8 @@ def test_tiny_model_trains_and_segments(tmp_path):
     for tta in (False, True):
         assert segment(image, loaded, tta=tta, device="cpu").shape == (40, 52)
     # With tta "affinity", segment averages the views' maps (the fields rule).
-    from blastoseg.io import normalize
-    from blastoseg.predict import Predictor
+    from blastoseg.inference.predict import Predictor
+    from blastoseg.inference.preprocess import normalize
 
     loaded.config["tta"] = "affinity"
     expected = merge_views(METHOD, Predictor(loaded, True, torch.device("cpu")).view_maps(normalize(image)), loaded.config)

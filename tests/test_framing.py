@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
-from blastoseg import framing
-from blastoseg.checkpoint import Model
-from blastoseg.instances import Instances
-from blastoseg.predict import segment
-from blastoseg.training_data import as_model_sees
 from test_predict import Identity, SizeSpy
+
+from blastoseg.inference import framing
+from blastoseg.inference.predict import segment
+from blastoseg.instances import Instances
+from blastoseg.model import Model
+from blastoseg.training.sources import as_model_sees
 
 
 def test_the_window_puts_the_box_at_the_asked_fill_inside_the_frame():
@@ -82,7 +82,7 @@ def test_training_pairs_are_framed_as_predict_frames_them():
 
 
 def test_a_framing_model_trains_on_windows_of_frames_twice_its_working_size():
-    from blastoseg.training_data import SyntheticSource
+    from blastoseg.training.sources import SyntheticSource
 
     rng = np.random.default_rng(0)
     framed = SyntheticSource("embryo", 48).for_model({"working_size": 48, "frame_fill": 0.7})

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from blastoseg import __version__, data, io
+from blastoseg import __version__, io
+from blastoseg.inference import preprocess
 from blastoseg.instances import Instances
+from blastoseg.training import datasets
 
 
 def _disc(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:
@@ -40,7 +42,7 @@ def test_png_round_trip_and_frames(tmp_path):
     io.write_image(tmp_path / "a.png", image)
     back = io.read_image(tmp_path / "a.png")
     assert back.dtype == np.uint8 and np.array_equal(back, image)
-    frames = io.as_frames(back)
+    frames = preprocess.as_frames(back)
     assert frames.shape == (1, 24, 32) and frames.dtype == np.float32
     assert frames[0, 1, 3] == 35.0
 
@@ -59,23 +61,23 @@ def test_rgb_is_converted_with_notice():
     rgb = np.zeros((20, 20, 3), np.float32)
     rgb[..., 1] = 1.0  # pure green: grey = 0.7154 (ITU-R 709 luma weights)
     notes: list[str] = []
-    frames = io.as_frames(rgb, notify=notes.append)
+    frames = preprocess.as_frames(rgb, notify=notes.append)
     assert frames.shape == (1, 20, 20)
     assert np.allclose(frames, 0.7154, atol=1e-4)
     assert len(notes) == 1 and "greyscale" in notes[0] and "(20, 20, 3)" in notes[0]
     rgba = np.concatenate([rgb, np.full((20, 20, 1), 0.2, np.float32)], axis=-1)
-    assert np.allclose(io.as_frames(rgba), 0.7154, atol=1e-4)  # alpha dropped, not blended
+    assert np.allclose(preprocess.as_frames(rgba), 0.7154, atol=1e-4)  # alpha dropped, not blended
     movie = np.stack([rgb, rgb * 0.5])
-    assert np.allclose(io.as_frames(movie)[:, 0, 0], [0.7154, 0.3577], atol=1e-4)
+    assert np.allclose(preprocess.as_frames(movie)[:, 0, 0], [0.7154, 0.3577], atol=1e-4)
 
 
 def test_frames_from_ints_bool_and_timelapse():
     u16 = np.full((3, 17, 18), 60000, np.uint16)
-    frames = io.as_frames(u16)
+    frames = preprocess.as_frames(u16)
     assert frames.shape == (3, 17, 18) and frames.dtype == np.float32 and frames.max() == 60000
     b = np.zeros((16, 16), bool)
     b[2, 3] = True
-    assert io.as_frames(b).sum() == 1.0
+    assert preprocess.as_frames(b).sum() == 1.0
 
 
 @pytest.mark.parametrize(
@@ -89,29 +91,29 @@ def test_frames_from_ints_bool_and_timelapse():
 )
 def test_bad_shapes_name_the_shape(shape, text):
     with pytest.raises(ValueError, match=text):
-        io.as_frames(np.zeros(shape, np.uint8))
+        preprocess.as_frames(np.zeros(shape, np.uint8))
 
 
 def test_bad_dtypes_and_forced_rgb():
     with pytest.raises(ValueError, match="complex"):
-        io.as_frames(np.zeros((20, 20), np.complex64))
+        preprocess.as_frames(np.zeros((20, 20), np.complex64))
     with pytest.raises(ValueError, match="object"):
-        io.as_frames(np.empty((20, 20), object))
+        preprocess.as_frames(np.empty((20, 20), object))
     with pytest.raises(ValueError, match="rgb=True"):
-        io.as_frames(np.zeros((20, 20)), rgb=True)
+        preprocess.as_frames(np.zeros((20, 20)), rgb=True)
 
 
 def test_normalize():
     ramp = np.arange(101, dtype=np.float64).reshape(1, 101)
-    assert np.allclose(io.normalize(ramp, 0, 100), ramp / 100)
-    out = io.normalize(np.arange(1000).reshape(20, 50))
+    assert np.allclose(preprocess.normalize(ramp, 0, 100), ramp / 100)
+    out = preprocess.normalize(np.arange(1000).reshape(20, 50))
     lo, hi = np.percentile(np.arange(1000), [1, 99.8])
     assert out.dtype == np.float32 and np.isclose(out[0, 0], -lo / (hi - lo))
-    flat = io.normalize(np.full((20, 20), 7.0))
+    flat = preprocess.normalize(np.full((20, 20), 7.0))
     assert np.all(flat == 0) and not np.isnan(flat).any()
     spike = np.zeros((40, 40))
     spike[0, 0] = 5.0  # both percentiles are 0: fall back to min/max
-    assert io.normalize(spike)[0, 0] == 1.0
+    assert preprocess.normalize(spike)[0, 0] == 1.0
 
 
 # ---------------------------------------------------------------------- amodal files
@@ -199,32 +201,32 @@ def test_metadata_is_plain_json_in_imagej_info(tmp_path):
 def test_dataset_round_trip(tmp_path):
     inst = _overlapping()
     image = np.linspace(0, 1, 40 * 48, dtype=np.float32).reshape(40, 48)
-    data.write_item(tmp_path, "b", image, inst)
-    data.write_item(tmp_path, "a", (image * 255).astype(np.uint8), inst[[0, 2]], visible=True)
-    assert data.list_dataset(tmp_path) == ["a", "b"]
-    item = data.read_item(tmp_path, "b")
+    datasets.write_item(tmp_path, "b", image, inst)
+    datasets.write_item(tmp_path, "a", (image * 255).astype(np.uint8), inst[[0, 2]], visible=True)
+    assert datasets.list_dataset(tmp_path) == ["a", "b"]
+    item = datasets.read_item(tmp_path, "b")
     assert item.name == "b" and item.image.dtype == np.float32 and np.array_equal(item.image, image)
     assert item.instances == inst
     assert tifffile.imread(tmp_path / "masks" / "a.tif").ndim == 2  # visible: a modal label image
-    items = list(data.iter_dataset(tmp_path))
+    items = list(datasets.iter_dataset(tmp_path))
     assert [i.name for i in items] == ["a", "b"] and len(items[0].instances) == 2
 
 
 def test_dataset_accepts_png_images_and_reports_bad_layouts(tmp_path):
     with pytest.raises(ValueError, match="lacks images/ and masks/"):
-        data.list_dataset(tmp_path)
+        datasets.list_dataset(tmp_path)
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     with pytest.raises(ValueError, match="no image with a matching mask"):
-        data.list_dataset(tmp_path)
+        datasets.list_dataset(tmp_path)
     inst = _overlapping()
     iio.imwrite(tmp_path / "images" / "p.png", np.zeros((40, 48), np.uint8))
     io.write_amodal(tmp_path / "masks" / "p.tif", inst)
-    assert data.read_item(tmp_path, "p").instances == inst
+    assert datasets.read_item(tmp_path, "p").instances == inst
     iio.imwrite(tmp_path / "images" / "q.png", np.zeros((30, 30), np.uint8))
     io.write_amodal(tmp_path / "masks" / "q.tif", inst)
     with pytest.raises(ValueError, match="must match"):
-        data.read_item(tmp_path, "q")
+        datasets.read_item(tmp_path, "q")
 
 
 def test_read_instances_dir(tmp_path):
@@ -232,18 +234,18 @@ def test_read_instances_dir(tmp_path):
     io.write_amodal(tmp_path / "x_amodal.tif", inst)
     io.write_labels(tmp_path / "x.tif", inst.visible_labels())  # the amodal file must win
     io.write_labels(tmp_path / "y.tif", inst.visible_labels())
-    found = data.read_instances_dir(tmp_path)
+    found = datasets.read_instances_dir(tmp_path)
     assert sorted(found) == ["x", "y"]
     assert found["x"] == inst
     assert len(found["y"]) == 3 and found["y"].areas().sum() < inst.areas().sum()
-    data.write_item(tmp_path / "ds", "z", np.zeros((40, 48), np.float32), inst)
-    assert list(data.read_instances_dir(tmp_path / "ds")) == ["z"]
+    datasets.write_item(tmp_path / "ds", "z", np.zeros((40, 48), np.float32), inst)
+    assert list(datasets.read_instances_dir(tmp_path / "ds")) == ["z"]
     with pytest.raises(FileNotFoundError, match="nope"):
-        data.read_instances_dir(tmp_path / "nope")
+        datasets.read_instances_dir(tmp_path / "nope")
 
 
 def test_bright_objects_inverts_only_a_bright_background():
-    from blastoseg.io import bright_objects
+    from blastoseg.inference.preprocess import bright_objects
 
     dark = np.zeros((8, 8), np.float32)
     dark[2:4, 2:4] = 1.0  # a bright object on a dark background: kept as it is

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from blastoseg import augment
+from blastoseg import d4
+from blastoseg.d4 import transform_instances
 from blastoseg.instances import Instances
 from blastoseg.methods import get_method
-from blastoseg.methods.layered import clip_to_layers, layer_labels
-from blastoseg.methods.layered_cluster import assign_to_modes, find_modes, main_parts, occlusion_depth
-from blastoseg.augment import transform_instances
+from blastoseg.methods.layered.cluster import (
+    assign_to_modes,
+    find_modes,
+    main_parts,
+    occlusion_depth,
+)
+from blastoseg.methods.layered.method import clip_to_layers, layer_labels
 
 METHOD = get_method("layered")
 C = 8
@@ -210,11 +215,11 @@ def test_d4_consistency(g: int) -> None:
     raw = torch.randn(1, 3 + 3 * C, 20, 24)
     layout = METHOD.layout
     assert torch.allclose(
-        METHOD.activate(augment.transform(raw, g, layout), config), augment.transform(METHOD.activate(raw, config), g, layout)
+        METHOD.activate(d4.transform(raw, g, layout), config), d4.transform(METHOD.activate(raw, config), g, layout)
     )
     maps = _maps(inst, seed=g)
     direct = transform_instances(METHOD.postprocess(maps, config), g)
-    turned = METHOD.postprocess(augment.transform(maps, g, layout), config)
+    turned = METHOD.postprocess(d4.transform(maps, g, layout), config)
     iou = turned.iou(direct)
     assert len(turned) == len(direct) == 5 and np.allclose(iou.max(1), 1.0)
     assert np.array_equal(turned.depth, direct.depth[iou.argmax(1)])
@@ -222,10 +227,11 @@ def test_d4_consistency(g: int) -> None:
 
 # ---------------------------------------------------------------------- end to end
 def test_tiny_model_trains_and_segments(tmp_path) -> None:  # noqa: ANN001
-    from blastoseg.checkpoint import new_model
-    from blastoseg.predict import segment
-    from blastoseg.train import Budget, TrainOptions, train
-    from blastoseg.training_data import Augmentation, PairSource
+    from blastoseg.inference.predict import segment
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.sources import PairSource
+    from blastoseg.training.train import Budget, TrainOptions, train
 
     inst = _stack().shifted(6, 4, (32, 32))
     image = np.zeros((32, 32), np.float32)

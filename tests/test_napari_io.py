@@ -9,7 +9,7 @@ import numpy as np
 from test_napari_support import embryo, env, tiny_checkpoint  # noqa: F401
 
 from blastoseg import io
-from blastoseg._napari import io as napari_io
+from blastoseg._napari import _reader, _writer
 from blastoseg._napari import layers as L
 from blastoseg.instances import Instances
 
@@ -33,9 +33,9 @@ def test_manifest_contributions():
 
 
 def test_reader_only_takes_amodal_files(tmp_path):
-    assert napari_io.get_reader(str(tmp_path / "x_amodal.tif")) is napari_io.read_layers
-    assert napari_io.get_reader(str(tmp_path / "x.tif")) is None
-    assert napari_io.get_reader([str(tmp_path / "a_amodal.tif"), str(tmp_path / "b_amodal.tif")]) is None
+    assert _reader.get_reader(str(tmp_path / "x_amodal.tif")) is _reader.read_layers
+    assert _reader.get_reader(str(tmp_path / "x.tif")) is None
+    assert _reader.get_reader([str(tmp_path / "a_amodal.tif"), str(tmp_path / "b_amodal.tif")]) is None
 
 
 def test_write_cell_layers_then_read_back_in_napari(make_napari_viewer, env, tmp_path):
@@ -74,9 +74,9 @@ def test_time_lapse_round_trip(tmp_path):
     b[10:30, 10:30] = True
     frames = [Instances.from_mask_stack(a[None]), Instances.from_mask_stack(np.stack([a, b]), scores=[0.5, 0.6], depth=[1, 0])]
     io.write_amodal(tmp_path / "movie_amodal.tif", frames)
-    ((data, kwargs, kind),) = napari_io.read_layers(str(tmp_path / "movie_amodal.tif"))
+    ((data, kwargs, kind),) = _reader.read_layers(str(tmp_path / "movie_amodal.tif"))
     assert kind == "labels" and data.shape == (2, 2, 40, 40) and kwargs["name"] == "movie cells (packed)"
     source = L.LabelSource(kwargs["name"], data, kwargs["metadata"])
-    out = napari_io.write_amodal_layers(str(tmp_path / "copy_amodal.tif"), [(data, kwargs, kind)])
+    out = _writer.write_amodal_layers(str(tmp_path / "copy_amodal.tif"), [(data, kwargs, kind)])
     assert io.read_amodal(out[0])[0] == frames
     assert L.instances_from_layers([source], 2, (40, 40)) == frames

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from test_napari_support import env, errors, tiny_checkpoint  # noqa: F401
 
-from blastoseg import checkpoint
-from blastoseg._napari import _tasks
+from blastoseg import catalogue
 from blastoseg._napari import layers as L
-from blastoseg._napari.measure import MeasureWidget
-from blastoseg._napari.sample import embryo_sample
-from blastoseg._napari.segment import SegmentWidget
-from blastoseg._napari.train import TrainWidget
+from blastoseg._napari._sample_data import embryo_sample
+from blastoseg._napari._widgets import tasks
+from blastoseg._napari._widgets.measure import MeasureWidget
+from blastoseg._napari._widgets.segment import SegmentWidget
+from blastoseg._napari._widgets.train import TrainWidget
 
 
 def _widgets(viewer):
@@ -44,7 +44,7 @@ def test_sample_segment_correct_train_segment_export(make_napari_viewer, env, tm
     segment._tta.value = False
     segment.run()
     assert errors(env) == []
-    new_sha = checkpoint.file_sha256(train.output)
+    new_sha = catalogue.file_sha256(train.output)
     newest = L.linked_layers(viewer.layers, "synthetic embryo")
     assert newest and {L.tag(x)["model_sha256"] for x in newest} == {new_sha}
     assert {L.tag(x)["run"] for x in newest}.isdisjoint(first_run)
@@ -63,7 +63,7 @@ def test_sample_segment_correct_train_segment_export(make_napari_viewer, env, tm
 
 @pytest.fixture
 def threaded(env, monkeypatch):
-    monkeypatch.setattr(_tasks, "SYNC", False)
+    monkeypatch.setattr(tasks, "SYNC", False)
     return env
 
 

@@ -9,7 +9,7 @@ from test_napari_support import add_truth_cells, embryo, env, errors, tiny_check
 
 from blastoseg import __version__, measure, synth
 from blastoseg._napari import layers as L
-from blastoseg._napari.measure import MeasureWidget
+from blastoseg._napari._widgets.measure import MeasureWidget
 
 
 def test_csv_from_ground_truth_layers_matches_the_truth_exactly(make_napari_viewer, env, tmp_path):

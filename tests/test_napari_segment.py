@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_napari_support import add_truth_cells, embryo, env, errors, layer_snapshot, tiny_checkpoint  # noqa: F401
+from test_napari_support import (  # noqa: F401
+    add_truth_cells,
+    embryo,
+    env,
+    errors,
+    layer_snapshot,
+    tiny_checkpoint,
+)
 
-from blastoseg import checkpoint
+from blastoseg import catalogue, checkpoint
 from blastoseg._napari import layers as L
-from blastoseg._napari.segment import SegmentWidget
+from blastoseg._napari._widgets.segment import SegmentWidget
+from blastoseg.model import new_model
 
 
 @pytest.fixture
@@ -32,7 +40,7 @@ def test_segment_adds_linked_layers_and_never_touches_old_ones(viewer_with_embry
     visible = viewer.layers["embryo visible cells"]
     info = L.tag(visible)
     assert info["role"] == "visible" and info["source"] == "embryo" and info["method"] == "embedseg"
-    assert info["model_sha256"] == checkpoint.file_sha256(env["shipped"] / "embedseg.safetensors")
+    assert info["model_sha256"] == catalogue.file_sha256(env["shipped"] / "embedseg.safetensors")
     assert visible.data.shape == (128, 128) and tuple(visible.scale) == (0.5, 0.5)
     before = layer_snapshot(viewer)
     widget.run()  # a second run adds a new set and leaves the first alone
@@ -108,7 +116,7 @@ def test_bad_inputs_are_notifications_and_change_nothing(make_napari_viewer, env
     assert "not a blastoseg checkpoint" in errors(env)[-1]
     assert len(widget._model.choices) == 1
     # a checkpoint whose weights do not fit fails inside the worker, as a notification
-    bad = checkpoint.new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}})
+    bad = new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}})
     bad.config["net_options"] = {"base": 8, "depth": 2, "full_res": 4}
     checkpoint.save(bad, tmp_path / "mismatch.safetensors")
     widget.open_checkpoint(tmp_path / "mismatch.safetensors")
@@ -134,26 +142,26 @@ def test_rgb_is_converted_with_a_warning_and_cancel_adds_nothing(make_napari_vie
     assert any(level == "warning" and "greyscale" in message for level, message in env["notes"])
     assert viewer.layers["colour visible cells"].data.shape == (64, 64)
     before = layer_snapshot(viewer)
-    from blastoseg._napari import _tasks
+    from blastoseg._napari._widgets import tasks
 
-    original = _tasks.Progress.set
+    original = tasks.Progress.set
 
     def cancel_on_first_progress(self, done, total):
         original(self, done, total)
         widget.cancel()
 
-    _tasks.Progress.set = cancel_on_first_progress
+    tasks.Progress.set = cancel_on_first_progress
     try:
         widget.run()
     finally:
-        _tasks.Progress.set = original
+        tasks.Progress.set = original
     assert layer_snapshot(viewer) == before
     assert env["notes"][-1] == ("info", "Segmentation cancelled; no layers were added")
     assert not widget._run.native.isHidden() and widget._cancel.native.isHidden()
 
 
 def test_the_rescale_switch_reaches_segmentation(make_napari_viewer, env, monkeypatch):
-    import blastoseg.predict as predict
+    import blastoseg.inference.predict as predict
 
     asked, real = [], predict.segment_frames
     monkeypatch.setattr(predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))

@@ -1,6 +1,6 @@
 """Shared fixtures of the napari tests (imported by the test_napari_* modules).
 
-Workers run inline (`_tasks.SYNC`), model folders point into tmp_path, a tiny EmbedSeg
+Workers run inline (`tasks.SYNC`), model folders point into tmp_path, a tiny EmbedSeg
 checkpoint stands in for the shipped model, and notifications are recorded instead of shown.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blastoseg import checkpoint, synth
+from blastoseg import catalogue, checkpoint, synth
+from blastoseg.model import new_model
 
 TINY = {"net_options": {"base": 4, "depth": 2, "full_res": 4}}
 EMBRYO = {"shape": (128, 128), "n_cells": 4, "seed": 5}
@@ -21,7 +22,7 @@ EMBRYO = {"shape": (128, 128), "n_cells": 4, "seed": 5}
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "embedseg.safetensors"
-    return checkpoint.save(checkpoint.new_model("embedseg", TINY), path)
+    return checkpoint.save(new_model("embedseg", TINY), path)
 
 
 @pytest.fixture
@@ -29,15 +30,15 @@ def env(tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) 
     """Inline workers, private model folders (the tiny model shipped as "embedseg") and recorded notifications."""
     from napari.utils import notifications
 
-    from blastoseg._napari import _tasks, models, train
+    from blastoseg._napari._widgets import models, tasks, train
 
     shipped, user = tmp_path / "shipped", tmp_path / "user"
     shipped.mkdir()
     shutil.copy(tiny_checkpoint, shipped / "embedseg.safetensors")
-    monkeypatch.setattr(checkpoint, "shipped_models_dir", lambda: shipped)
-    monkeypatch.setattr(checkpoint, "user_models_dir", lambda: user)
+    monkeypatch.setattr(catalogue, "shipped_models_dir", lambda: shipped)
+    monkeypatch.setattr(catalogue, "user_models_dir", lambda: user)
     monkeypatch.setattr(models, "_opened", {})
-    monkeypatch.setattr(_tasks, "SYNC", True)
+    monkeypatch.setattr(tasks, "SYNC", True)
     monkeypatch.setattr(train, "BATCH", 2)
     monkeypatch.setattr(train, "CROP_MAX", 64)
     notes: list[tuple[str, str]] = []

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_napari_support import add_truth_cells, embryo, env, errors, layer_snapshot, tiny_checkpoint  # noqa: F401
+from test_napari_support import (  # noqa: F401
+    add_truth_cells,
+    embryo,
+    env,
+    errors,
+    layer_snapshot,
+    tiny_checkpoint,
+)
 
-from blastoseg import checkpoint
+from blastoseg import catalogue, checkpoint
 from blastoseg._napari import layers as L
-from blastoseg._napari.segment import SegmentWidget
-from blastoseg._napari.train import SCRATCH, TrainWidget
+from blastoseg._napari._widgets.segment import SegmentWidget
+from blastoseg._napari._widgets.train import SCRATCH, TrainWidget
 
 
 @pytest.fixture
@@ -35,7 +42,7 @@ def test_training_saves_a_model_that_segment_lists_at_once(setup, env):
     assert train.output in segment._model.choices
     meta = checkpoint.read_metadata(train.output)
     assert meta["training"]["steps"] == 3 and "embryo" in meta["training"]["description"]
-    assert meta["parent"]["sha256"] == checkpoint.file_sha256(env["shipped"] / "embedseg.safetensors")
+    assert meta["parent"]["sha256"] == catalogue.file_sha256(env["shipped"] / "embedseg.safetensors")
     lines = train.figure.axes[0].lines
     assert lines and list(lines[0].get_xdata()) == [1, 2, 3]
     assert layer_snapshot(viewer) == before  # training reads layers, never writes them

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blastoseg import object_size
+from blastoseg.inference import object_size
 from blastoseg.instances import Instances
 
 

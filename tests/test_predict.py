@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from blastoseg.augment import FieldLayout
-from blastoseg.checkpoint import Model, new_model
+from blastoseg.d4 import FieldLayout
+from blastoseg.inference.predict import segment, segment_frames
 from blastoseg.instances import Instances
-from blastoseg.predict import segment, segment_frames
+from blastoseg.model import Model, new_model
 
 
 class Threshold:

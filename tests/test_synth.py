@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from blastoseg import synth_shapes as geo
-from blastoseg.synth import Sample, _cleavage_counts, synth_embryo, synth_shapes, synth_timelapse
-
+from blastoseg.synth import Sample, synth_embryo, synth_shapes, synth_timelapse
+from blastoseg.synth import bodies as geo
+from blastoseg.synth.embryo import cleavage_counts
 
 NO_WIGGLE = np.zeros((0, 3))
 ZONA = np.eye(3) / 40.0**2  # a zona too wide to cut anything
@@ -157,9 +157,9 @@ def test_timelapse_cleaves():
 
 def test_cleavage_schedule():
     rng = np.random.default_rng(0)
-    np.testing.assert_array_equal(_cleavage_counts(2, 2, rng), [1, 2])
+    np.testing.assert_array_equal(cleavage_counts(2, 2, rng), [1, 2])
     for seed in range(5):
-        c = _cleavage_counts(12, 8, np.random.default_rng(seed))
+        c = cleavage_counts(12, 8, np.random.default_rng(seed))
         assert c[0] == 1 and c[-1] == 8 and (np.diff(c) >= 0).all()
         assert 2 in c  # the first division is seen on its own
     assert [len(f.instances) for f in synth_timelapse(2, (96, 96), seed=4)] == [1, 2]

@@ -11,14 +11,20 @@ from scipy import ndimage
 from torch.nn import functional as F
 
 from blastoseg import checkpoint
-from blastoseg.augment import FieldLayout
-from blastoseg.checkpoint import Model, new_model
+from blastoseg.d4 import FieldLayout
+from blastoseg.inference.predict import _inference_net, segment
 from blastoseg.instances import Instances
-from blastoseg.methods.vqshape import METHOD, occlusion_target, paste_masks
-from blastoseg.methods.vqshape_vqvae import VQVAE, VectorQuantizer, mask_crops, reconstruction_report
-from blastoseg.predict import _inference_net, segment
-from blastoseg.train import Budget, TrainOptions, train
-from blastoseg.training_data import Augmentation, SyntheticSource
+from blastoseg.methods.vqshape.method import METHOD, occlusion_target, paste_masks
+from blastoseg.methods.vqshape.vqvae import (
+    VQVAE,
+    VectorQuantizer,
+    mask_crops,
+    reconstruction_report,
+)
+from blastoseg.model import Model, new_model
+from blastoseg.training.augmentation import Augmentation
+from blastoseg.training.sources import SyntheticSource
+from blastoseg.training.train import Budget, TrainOptions, train
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "blastoseg" / "methods"
 

@@ -9,109 +9,25 @@ repository's `models/` folder; a user's trained ones in the per-user data folder
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from blastoseg import __version__
+from blastoseg.catalogue import SUFFIX, list_models
+from blastoseg.device import resolve_device
 from blastoseg.methods import get_method
-from blastoseg.methods.base import Method
+from blastoseg.model import Model
 
 FORMAT = "blastoseg-checkpoint-1"
-SUFFIX = ".safetensors"
 
 
 class CheckpointError(ValueError):
     """A file that is not a usable blastoseg checkpoint."""
-
-
-@dataclass
-class Model:
-    """A method, its config and a network with loaded weights."""
-
-    method: Method
-    config: dict[str, Any]
-    net: torch.nn.Module
-    metadata: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-    @property
-    def name(self) -> str:
-        return self.path.stem if self.path else self.method.name
-
-    @property
-    def sha256(self) -> str:
-        return file_sha256(self.path) if self.path else ""
-
-
-def shipped_models_dir() -> Path:
-    """The repository's `models/` folder (next to `src/`)."""
-    return Path(__file__).resolve().parents[2] / "models"
-
-
-def user_models_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("blastoseg", appauthor=False)) / "models"
-
-
-def list_models() -> dict[str, Path]:
-    """Model name -> file: shipped models by name, user models by name or 'user:NAME' on a clash."""
-    found: dict[str, Path] = {}
-    if shipped_models_dir().is_dir():
-        for path in sorted(shipped_models_dir().glob(f"*{SUFFIX}")):
-            found[path.stem] = path
-    if user_models_dir().is_dir():
-        for path in sorted(user_models_dir().glob(f"*{SUFFIX}")):
-            found[path.stem if path.stem not in found else f"user:{path.stem}"] = path
-    return found
-
-
-# Best first, by the measured amodal scores in docs/benchmarks.md.
-DEFAULT_PREFERENCE = ("vqshape", "layered", "embedseg")
-
-
-def default_model_name() -> str:
-    """The best shipped model present (see DEFAULT_PREFERENCE)."""
-    available = list_models()
-    for name in DEFAULT_PREFERENCE:
-        if name in available:
-            return name
-    if available:
-        return next(iter(available))
-    raise FileNotFoundError(
-        f"no models found in {shipped_models_dir()} or {user_models_dir()}; train one with `blastoseg train`"
-    )
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU; an unavailable request is a clear error."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' was asked for but Apple MPS is not available; use --device cpu or auto")
-    return torch.device(name)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
@@ -200,12 +116,3 @@ def fine_tune_start(name_or_path: str | os.PathLike, device: str | torch.device 
     return model
 
 
-def new_model(method_name: str, config: dict[str, Any] | None = None, seed: int = 0) -> Model:
-    """A freshly initialised model of a method, its config the defaults updated by `config`.
-    The initial weights depend on `seed` only, so a training run can be repeated."""
-    method = get_method(method_name)
-    full = {**method.default_config(), **(config or {})}
-    with torch.random.fork_rng(devices=[]):  # leaves the caller's random stream as it was
-        torch.manual_seed(seed)
-        net = method.build(full)
-    return Model(method, full, net)

@@ -232,7 +232,7 @@ def write_csv(
     An existing file is never replaced silently: "rename" picks <stem>-2, -3, ...;
     "error" raises FileExistsError; "overwrite" replaces both.
     """
-    from blastoseg.io import _atomic
+    from blastoseg.io import atomic_write
 
     path = Path(path)
     cells_path, frames_path = csv_paths(path)
@@ -244,8 +244,8 @@ def write_csv(
             raise FileExistsError(f"{' and '.join(taken)} already exist; choose another name or allow overwriting")
         if on_exists == "rename":
             cells_path, frames_path = _free_paths(path)
-    _atomic(cells_path, lambda tmp: measurements.cells.to_csv(tmp, index=False))
-    _atomic(frames_path, lambda tmp: measurements.frames.to_csv(tmp, index=False))
+    atomic_write(cells_path, lambda tmp: measurements.cells.to_csv(tmp, index=False))
+    atomic_write(frames_path, lambda tmp: measurements.frames.to_csv(tmp, index=False))
     return cells_path, frames_path
 
 

@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from blastoseg.augment import FieldLayout
+from blastoseg.d4 import FieldLayout
 from blastoseg.instances import Instances
 
 Config = Mapping[str, Any]

@@ -67,7 +67,7 @@ from scipy import ndimage
 from skimage.measure import label as label_regions
 from torch.nn import functional as F
 
-from blastoseg.augment import FieldLayout
+from blastoseg.d4 import FieldLayout
 from blastoseg.instances import Instances
 from blastoseg.nets import build_net
 

@@ -1,0 +1,1 @@
+"""The dock widgets: Segment embryo, Train on corrections, Measure blastomeres."""

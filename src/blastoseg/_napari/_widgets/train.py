@@ -1,0 +1,210 @@
+"""The "Train on corrections" dock widget: corrected layers -> a new model in the user's folder."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    Select,
+)
+
+from blastoseg._napari import layers as L
+from blastoseg._napari._widgets import models
+from blastoseg._napari._widgets.common import (
+    DEVICES,
+    follow_layers,
+    image_frames,
+    layer_choices,
+    mpl_canvas,
+)
+from blastoseg._napari._widgets.tasks import CANCELLED, Task, error_message, notify
+
+if TYPE_CHECKING:
+    import napari
+
+BATCH = 4
+CROP_MAX = 256  # training crops; smaller is faster (tests use 64)
+MAX_VALIDATION_IMAGES = 4
+
+
+SCRATCH = "new model (from scratch)"  # a string: magicgui does not report a change to None
+
+
+def _start_choices(_widget: object = None) -> list[tuple[str, Any]]:
+    return [(SCRATCH, SCRATCH), *models.choices()]
+
+
+def unique_model_path(name: str) -> Path:
+    """A not yet used file in the user's model folder for `name`."""
+    from blastoseg import catalogue
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
+    folder = catalogue.user_models_dir()
+    taken = set(catalogue.list_models())  # a shipped model's name would be shadowed
+    path, k = folder / f"{stem}.safetensors", 2
+    while path.exists() or path.stem in taken:
+        path, k = folder / f"{stem}-{k}.safetensors", k + 1
+    return path
+
+
+class TrainWidget(Container):
+    """Fine-tune (or train from scratch) on the image's corrected layers; Cancel keeps the best model so far."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        from blastoseg.methods import method_names
+
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._image = ComboBox(label="Image", choices=layer_choices(viewer, "image"))
+        self._annotations = Select(label="Annotations", choices=layer_choices(viewer, "labels"),
+                                   tooltip="Labels layers to learn from; none selected = the image's linked result layers")
+        self._start = ComboBox(label="Start from", choices=_start_choices)
+        self._method = ComboBox(label="Method (new model)", choices=method_names())
+        self._amount = FloatSpinBox(label="Budget", value=1.0, min=0.05, max=100000, step=1)
+        self._unit = ComboBox(label="Budget unit", choices=["minutes", "steps"], value="minutes")
+        self._name = LineEdit(label="Save as", value="", tooltip="empty = <image>-<method>-<date>")
+        self._device = ComboBox(label="Device", choices=DEVICES, value="auto")
+        self._run = PushButton(text="Train")
+        self._cancel = PushButton(text="Cancel", visible=False)
+        self._status = Label(value="")
+        self.extend([self._image, self._annotations, self._start, self._method, self._amount, self._unit, self._name,
+                     self._device, self._run, self._cancel, self._status])
+        self.figure, self.canvas = mpl_canvas()
+        self.native.layout().addWidget(self.canvas)
+        self._task: Task | None = None
+        self.output: Path | None = None
+        self.history: list[Any] = []
+        self._last_draw = 0.0
+        self._start.value = models.default_model(models.available()) or SCRATCH
+        self._method.enabled = self._start.value == SCRATCH
+        self._start.changed.connect(lambda value: setattr(self._method, "enabled", value == SCRATCH))
+        self._run.changed.connect(self.run)
+        self._cancel.changed.connect(self.cancel)
+        models.on_models_changed(self, self._start.reset_choices)
+        self._annotations.native.setMaximumHeight(90)  # a list, not the whole dock
+        follow_layers(viewer, self)
+
+    # ------------------------------------------------------------------ data
+    def collect_pairs(self) -> list[tuple[Any, Any]]:
+        """(frame, Instances) for every annotated frame; raises ValueError saying what is missing."""
+        layer = self._image.value
+        if layer is None:
+            raise ValueError("No image layer to train on: open the image whose cells you corrected")
+        frames = image_frames(layer)
+        chosen = list(self._annotations.value) or L.linked_layers(self._viewer.layers, layer.name)
+        if not chosen:
+            raise ValueError(f"No annotations for {layer.name!r}: segment it (or 'Add cell' and paint cells), "
+                             "or select Labels layers under 'Annotations'")
+        chosen.sort(key=lambda x: self._viewer.layers.index(x))
+        per_frame = L.instances_from_layers(chosen, len(frames), frames.shape[1:])
+        pairs = [(frames[t], inst) for t, inst in enumerate(per_frame) if len(inst)]
+        if not pairs:
+            raise ValueError(f"The annotations of {layer.name!r} hold no cells: paint at least one cell before training")
+        return pairs
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> None:
+        """Train in a worker, plotting the loss; the best model is saved as it goes."""
+        if self._task is not None:
+            return
+        from blastoseg.training.sources import PairSource
+        from blastoseg.training.train import Budget
+
+        try:
+            source = PairSource(self.collect_pairs())
+            budget = Budget(steps=int(self._amount.value)) if self._unit.value == "steps" else Budget(minutes=self._amount.value)
+        except ValueError as error:
+            notify("error", error_message(error))
+            return
+        start = None if self._start.value == SCRATCH else self._start.value
+        method, device, image = self._method.value, self._device.value, self._image.value.name
+        method_name = method if start is None else models.method_of(start)
+        self.output = unique_model_path(self._name.value or f"{image}-{method_name}-{time.strftime('%Y%m%d-%H%M')}")
+        output, first_save = self.output, [True]
+
+        def work():  # noqa: ANN202 - a generator for the worker
+            from blastoseg import checkpoint
+            from blastoseg.model import new_model
+            from blastoseg.training.augmentation import Augmentation
+            from blastoseg.training.train import TrainOptions, train
+
+            model = new_model(method) if start is None else checkpoint.fine_tune_start(start, device)
+            side = min(min(img.shape) for img, _ in source.pairs)
+            options = TrainOptions(budget, batch=BATCH, augmentation=Augmentation(crop=max(64, min(CROP_MAX, side // 32 * 32))),
+                                   validate_every=max(1, min(25, (budget.steps or 100) // 4)), device=device,
+                                   description=f"napari: {'trained' if start is None else 'fine-tuned'} on "
+                                               f"{len(source.pairs)} annotated frame(s) of {image}")
+            return (yield from train(model, source, options, output, validation=source.pairs[:MAX_VALIDATION_IMAGES]))
+
+        def on_event(event: Any) -> None:
+            self._show(event)
+            if event.saved is not None and first_save[0]:
+                first_save[0] = False
+                models.EVENTS.changed.emit()
+
+        self.history = []
+        self._task = Task(work, on_event, self._finished, self._failed, self._idle)
+        self._set_running(True)
+        self._task.start()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._status.value = "cancelling after this step…"
+
+    def _set_running(self, running: bool) -> None:
+        self._run.visible, self._cancel.visible = not running, running
+        if running:
+            self._status.value = "starting…"
+
+    def _idle(self) -> None:
+        self._task = None
+        self._set_running(False)
+        self._draw()
+
+    def _failed(self, error: BaseException) -> None:
+        notify("error", f"Training failed: {error_message(error)}")
+
+    def _finished(self, result: Any) -> None:
+        saved = self.output is not None and self.output.is_file()
+        if saved:
+            models.EVENTS.changed.emit()
+        if result is CANCELLED and not saved:
+            notify("info", "Training cancelled before the first checkpoint was saved; no model was written")
+        elif result is CANCELLED:
+            notify("info", f"Training cancelled; kept the best checkpoint so far: {self.output}")
+        else:
+            notify("info", f"Trained model saved to {self.output}; it is now in the Segment widget's model list")
+
+    # ------------------------------------------------------------------ display
+    def _show(self, event: Any) -> None:
+        self.history.append(event)
+        val = "" if event.best is None else f" · best {'AP50' if event.validation is not None else 'score'} {event.best:.3f}"
+        self._status.value = f"step {event.step} · loss {event.losses['total']:.4f}{val} · ETA {event.eta:.0f} s"
+        if time.perf_counter() - self._last_draw > 0.5 or event.saved is not None:
+            self._draw()
+
+    def _draw(self) -> None:
+        self._last_draw = time.perf_counter()
+        self.figure.clear()
+        ax = self.figure.add_subplot(111)
+        steps = [e.step for e in self.history]
+        ax.plot(steps, [e.losses["total"] for e in self.history], color="tab:blue", lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss", color="tab:blue")
+        checked = [e for e in self.history if e.validation is not None]
+        if checked:
+            ax2 = ax.twinx()
+            ax2.plot([e.step for e in checked], [e.validation for e in checked], "o-", color="tab:orange", ms=3)
+            ax2.set_ylabel("validation AP50", color="tab:orange")
+            ax2.set_ylim(0, 1)
+        self.canvas.draw_idle()

@@ -1,0 +1,67 @@
+"""The file-level API: segment an image file, measure result files.
+
+The command line, napari's reader and batch runs share these, so a result file written
+by one door reads the same in every other.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from blastoseg.measure import Measurements
+    from blastoseg.model import Model
+
+Progress = Callable[[int, int], None]
+
+
+def segment_file(
+    path: Path,
+    model: Model,
+    out_dir: Path,
+    tta: bool = True,
+    tile: int | None = None,
+    device: str = "auto",
+    auto_scale: bool = True,
+    progress: Progress | None = None,
+) -> tuple[Path, Path, int]:
+    """Segment one image file; write `<stem>_amodal.tif` and `<stem>_visible.tif`.
+    `progress(done, total)` counts network passes (`segment_frames`)."""
+    from blastoseg import __version__, io
+    from blastoseg.inference import preprocess
+    from blastoseg.inference.predict import segment_frames
+
+    frames = preprocess.as_frames(io.read_image(path), notify=lambda m: print(f"blastoseg: {path.name}: {m}", file=sys.stderr))
+    found = segment_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress, auto_scale=auto_scale)
+    provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256,
+                  "source": str(path), "tta": str(tta), "blastoseg_version": __version__}
+    stem = path.name.split(".")[0]
+    amodal = io.write_amodal(out_dir / f"{stem}_amodal.tif", found if len(found) > 1 else found[0], provenance)
+    visible = np.stack([f.visible_labels() for f in found]).astype(np.uint16)
+    labels = io.write_labels(out_dir / f"{stem}_visible.tif", visible if len(found) > 1 else visible[0])
+    return amodal, labels, sum(len(f) for f in found)
+
+
+def measure_files(paths: list[Path], pixel_size: float, frame_interval_h: float | None) -> Measurements:
+    """One `Measurements` for all result files, rows tagged with their image."""
+    import pandas as pd
+
+    from blastoseg import io
+    from blastoseg.measure import Measurements, measure_frames
+
+    results = []
+    for path in paths:
+        frames, provenance = io.read_amodal(path)
+        image = provenance.get("source") or path.name.replace("_amodal.tif", "")
+        prov = {"image": Path(image).name, "method": provenance.get("method", ""), "model_sha256": provenance.get("model_sha256", "")}
+        results.append(measure_frames(frames, pixel_size=pixel_size, frame_interval_h=frame_interval_h, provenance=prov))
+    if len(results) == 1:
+        return results[0]
+    cells = pd.concat([r.cells for r in results], ignore_index=True)
+    per_frame = pd.concat([r.frames for r in results], ignore_index=True)
+    return Measurements(cells, per_frame, {}, frame_interval_h)

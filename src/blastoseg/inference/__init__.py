@@ -1,0 +1,6 @@
+"""Inference: from a raw frame to `Instances`.
+
+`preprocess` validates and normalises frames, `framing` and `object_size` choose the
+window and scale a model sees them at, `tiling` cuts large frames, `merging` merges TTA
+views and tile seams, and `predict` runs the whole pass.
+"""

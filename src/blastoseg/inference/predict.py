@@ -1,0 +1,263 @@
+"""segment(): image -> Instances, with 8-fold test-time augmentation and tiling.
+
+The 8 dihedral views of a tile run as one batch. Their raw maps are turned back (vector
+channels as vectors) and then merged by the method's rule: "fields" averages the maps
+and post-processes once; "instances" post-processes every view and keeps the
+consensus. Every instance's score is the agreement between the views. A method with a
+`detect` hook (a detector) gives instances per view directly; they are turned back and
+merged by the same consensus.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from skimage.transform import resize
+
+from blastoseg import d4
+from blastoseg.checkpoint import load
+from blastoseg.device import resolve_device
+from blastoseg.inference import framing, object_size
+from blastoseg.inference.merging import consensus
+from blastoseg.inference.preprocess import as_frames, model_input, working_shape
+from blastoseg.inference.tiling import plan_tiles, segment_tiled
+from blastoseg.instances import Instances
+from blastoseg.model import Model
+from blastoseg.nets.unet import fuse_batchnorm
+
+Progress = Callable[[int, int], None]
+UNTILED_MAX_PIXELS = 1024 * 1024
+AUTO_TILE = 1024
+MIN_SIDE = 32  # the smallest tile `_tiling` accepts: frames are never shrunk below it
+
+
+def _inference_net(model: Model, device: torch.device) -> torch.nn.Module:
+    """An eval-mode, BatchNorm-fused, channels_last copy of the network, made once per device."""
+    cache = model.__dict__.setdefault("_inference_nets", {})
+    if str(device) not in cache:
+        net = fuse_batchnorm(copy.deepcopy(model.net).eval())
+        cache[str(device)] = net.to(device).to(memory_format=torch.channels_last)
+    return cache[str(device)]
+
+
+def _pad(image: np.ndarray, multiple: int) -> np.ndarray:
+    h, w = image.shape
+    th, tw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    return np.pad(image, ((0, th - h), (0, tw - w)), mode="reflect" if min(h, w) > 1 else "edge")
+
+
+def _batches(shape: tuple[int, int], tta: bool) -> list[list[int]]:
+    """The D4 views to run, grouped so that each group has one spatial shape."""
+    if not tta:
+        return [[0]]
+    if shape[0] == shape[1]:
+        return [list(range(d4.N_TRANSFORMS))]
+    # Quarter turns swap height and width. Padding the tile square instead would mirror
+    # the objects on its edge into doubled ones that no view had seen in training.
+    return [[g for g in range(d4.N_TRANSFORMS) if g % 2 == parity] for parity in (0, 1)]
+
+
+class Predictor:
+    """Runs one model on 2D tiles; holds the device and options so tiles share them."""
+
+    def __init__(self, model: Model, tta: bool, device: torch.device, bf16: bool = False) -> None:
+        self.model, self.tta, self.device, self.bf16 = model, tta, device, bf16
+        self.net = _inference_net(model, device)
+        self.multiple = int(getattr(self.net, "multiple", 1))
+        self.views_done = 0
+        self.on_view: Callable[[int], None] | None = None
+
+    @property
+    def n_views(self) -> int:
+        return d4.N_TRANSFORMS if self.tta else 1
+
+    @property
+    def config(self) -> dict:
+        """The model's settings; with TTA, those its `tta_settings` replace: views merged by
+        consensus can take a laxer score threshold, say, than a single view can."""
+        config = self.model.config
+        return {**config, **config.get("tta_settings", {})} if self.tta else config
+
+    def _each_view(self, tile: np.ndarray, run: Callable[[torch.Tensor], Sequence]) -> list:
+        """`run` on the tile's padded views (8 with TTA, else 1), a memory-bounded batch at a
+        time; its per-view results in D4 order."""
+        padded = torch.from_numpy(_pad(tile, self.multiple)).float()[None, None]
+        chunk = 8 if max(padded.shape[-2:]) <= 512 else 2  # bounds activation memory
+        results: dict[int, object] = {}
+        for group in _batches(tuple(padded.shape[-2:]), self.tta):
+            for i in range(0, len(group), chunk):
+                views = group[i : i + chunk]
+                batch = torch.cat([d4.transform(padded, g) for g in views]).to(self.device)
+                with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    results.update(zip(views, run(batch.contiguous(memory_format=torch.channels_last))))
+        self.views_done += self.n_views
+        if self.on_view is not None:
+            self.on_view(self.views_done)
+        return [results[g] for g in sorted(results)]
+
+    def view_maps(self, tile: np.ndarray) -> torch.Tensor:
+        """(V, C, h, w) activated maps of the tile's views, turned back to the tile's frame."""
+        h, w = tile.shape
+        method, config = self.model.method, self.config
+        maps = self._each_view(tile, lambda batch: method.activate(self.net(batch).float(), config))
+        return torch.stack([d4.inverse(m, g, method.layout)[:, :h, :w] for g, m in enumerate(maps)])
+
+    def view_instances(self, tile: np.ndarray) -> list[Instances]:
+        """Instances found by a method's `detect` hook in each view, turned back to the tile's frame."""
+        h, w = tile.shape
+        method, config = self.model.method, self.config
+        found = self._each_view(tile, lambda batch: method.detect(self.net, batch, config))
+        # Every D4 reflection is its own inverse; a quarter turn k is undone by 4 - k.
+        undo = [g if g >= 4 else (4 - g) % 4 for g in range(len(found))]
+        return [d4.transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
+
+    def segment_tile(self, tile: np.ndarray) -> Instances:
+        method, config = self.model.method, self.config
+        if hasattr(method, "detect"):
+            return _agreed(self.view_instances(tile), config)
+        return merge_views(method, self.view_maps(tile), config)
+
+
+def merge_views(method: object, views: torch.Tensor, config: dict) -> Instances:
+    """Instances from the (V, C, H, W) activated maps of a tile's views (V = 1 without TTA),
+    merged by the method's rule: averaged maps post-processed once, or the consensus of
+    each view's instances."""
+    if tta_merge(method, config) == "fields":
+        found = method.postprocess(views.mean(0), config)
+        if len(views) > 1 and hasattr(method, "view_agreement") and len(found):
+            found = found.with_scores(method.view_agreement(views, found, config))
+        return found
+    return _agreed([method.postprocess(v, config) for v in views], config)
+
+
+def _agreed(sets: list[Instances], config: dict) -> Instances:
+    return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
+
+
+def tta_merge(method: object, config: dict) -> str:
+    """How a method's TTA views are merged, "fields" or "instances"; a method whose rule
+    depends on its settings says so through `tta_merge_for` (FCRNet's tta)."""
+    return method.tta_merge_for(config) if hasattr(method, "tta_merge_for") else method.tta_merge
+
+
+def _as_model(model: Model | str | os.PathLike, device: str | torch.device) -> Model:
+    return model if isinstance(model, Model) else load(model, device=device)
+
+
+def _tiling(shape: tuple[int, int], tile: int | None, config: dict) -> tuple[int, int]:
+    if tile is None:
+        tile = max(shape) if shape[0] * shape[1] <= UNTILED_MAX_PIXELS else AUTO_TILE
+    if tile < MIN_SIDE:
+        raise ValueError(f"tile size {tile} is too small; use at least {MIN_SIDE} pixels, or leave it on auto")
+    overlap = min(int(config.get("tile_overlap", 128)), tile // 2 - 1)
+    return tile, overlap
+
+
+def segment_frames(
+    image: np.ndarray,
+    model: Model | str | os.PathLike = "embedseg",
+    tta: bool = True,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    bf16: bool = False,
+    auto_scale: bool = True,
+) -> list[Instances]:
+    """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one Instances per frame.
+
+    A model with a `frame_fill` (embryo models) first finds the objects in a quick pass
+    without TTA, then segments the window around them, where they appear at the scale it
+    was trained at (`framing`).
+
+    With `auto_scale`, a frame whose objects are far larger than the model's training
+    objects is segmented again, shrunk to bring them into the training range
+    (`object_size`); each frame of a stack is judged on its own, so one frame may be
+    segmented at another scale than its neighbours. `progress(done, total)` counts network
+    passes: frames x tiles x TTA views, plus the passes of any frame segmented again.
+    """
+    frames = as_frames(np.asarray(image))
+    device = resolve_device(device)
+    model = _as_model(model, device)
+    predictor = Predictor(model, tta, device, bf16=bf16)
+    config = model.config
+    fill = config.get(framing.KEY)
+    working = working_shape(frames.shape[1:], config.get("working_size"))
+    user_tile = tile if working == frames.shape[1:] else None
+
+    def passes_at(shape: tuple[int, int], views: int = predictor.n_views) -> int:
+        return len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * views
+
+    total = [len(frames) * (passes_at(working) + (passes_at(working, 1) if fill else 0))]
+    if progress is not None:
+        predictor.on_view = lambda done: progress(done, total[0])
+
+    def at_shape(frame: np.ndarray, shape: tuple[int, int]) -> Instances:
+        """The frame's instances found at `shape`, in `shape`'s coordinates."""
+        scaled = frame if shape == frame.shape else resize(frame, shape, order=1, anti_aliasing=shape[0] < frame.shape[0]).astype(np.float32)
+        size, overlap = _tiling(shape, user_tile, config)
+        return segment_tiled(scaled, predictor.segment_tile, size, overlap, multiple=predictor.multiple)
+
+    def rescaled(frame: np.ndarray, working: tuple[int, int], found: Instances | None = None) -> Instances:
+        """The frame's instances at `working` (`found` there already, if given), shrunk
+        further while auto_scale finds them too large."""
+        found = at_shape(frame, working) if found is None else found
+        shape, scale = working, 1.0
+        for _ in range(object_size.MAX_PASSES if auto_scale else 0):
+            # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
+            smaller = max(object_size.target_scale(found, config, scale), MIN_SIDE / min(working))
+            if smaller > scale * 0.99:
+                break
+            new_shape = (round(working[0] * smaller), round(working[1] * smaller))
+            total[0] += passes_at(new_shape)
+            candidate = at_shape(frame, new_shape)
+            if len(candidate) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
+                break
+            found, shape, scale = candidate, new_shape, smaller
+        return found if shape == frame.shape else found.resized(frame.shape)
+
+    def framed(frame: np.ndarray) -> Instances:
+        """A quick pass (no TTA) finds the objects; the window around them is segmented."""
+        predictor.tta, with_tta = False, predictor.tta
+        try:
+            first = at_shape(frame, working)
+        finally:
+            predictor.tta = with_tta
+        box = framing.objects_box(first, frame.shape)
+        win = None if box is None else framing.window(box, frame.shape, float(fill))
+        if win is None:  # the objects fill the frame already; without TTA the quick pass was the pass
+            if not tta:
+                total[0] -= passes_at(working)
+                if progress is not None:
+                    progress(predictor.views_done, total[0])
+            return rescaled(frame, working, None if tta else first)
+        y0, x0, y1, x1 = win
+        inner = working_shape((y1 - y0, x1 - x0), config.get("working_size"))
+        total[0] += passes_at(inner) - passes_at(working)
+        return rescaled(frame[y0:y1, x0:x1], inner).shifted(y0, x0, frame.shape)
+
+    results = []
+    for frame in frames:
+        frame = model_input(frame, config)
+        results.append(framed(frame) if fill else rescaled(frame, working))
+    return results
+
+
+def segment(
+    image: np.ndarray,
+    model: Model | str | os.PathLike = "embedseg",
+    tta: bool = True,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    bf16: bool = False,
+    auto_scale: bool = True,
+) -> Instances:
+    """Segment one 2D frame (H, W); see `segment_frames` for stacks and `auto_scale`."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] not in (3, 4):
+        raise ValueError(f"segment() takes one 2D frame; got shape {image.shape}. Use segment_frames() for stacks")
+    return segment_frames(image, model, tta=tta, tile=tile, device=device, progress=progress, bf16=bf16, auto_scale=auto_scale)[0]

@@ -1,0 +1,5 @@
+"""Layered visible + occluded embeddings (`method`) and their clustering (`cluster`)."""
+
+from blastoseg.methods.layered.method import METHOD
+
+__all__ = ["METHOD"]
