@@ -22,6 +22,7 @@ from blastoseg.catalogue import SUFFIX, list_models
 from blastoseg.device import resolve_device
 from blastoseg.methods import get_method
 from blastoseg.model import Model
+from blastoseg.settings import PipelineSettings, split_config
 
 FORMAT = "blastoseg-checkpoint-1"
 
@@ -39,8 +40,9 @@ def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
         raise ValueError(f"checkpoints are {SUFFIX} files; got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**model.metadata, **extra_metadata}
-    meta.update(format=FORMAT, method=model.method.name, config=model.config, blastoseg_version=__version__)
-    meta.setdefault("normalisation", {"percentiles": list(model.config.get("normalize_percentiles", (1.0, 99.8)))})
+    meta.update(format=FORMAT, method=model.method.name, config=model.config, pipeline=model.pipeline.as_dict(),
+                blastoseg_version=__version__)
+    meta.setdefault("normalisation", {"percentiles": list(model.pipeline.normalize_percentiles)})
     meta.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     header = {key: json.dumps(value) for key, value in meta.items()}
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
@@ -92,14 +94,16 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -
         raise FileNotFoundError(f"no model named or found at {name_or_path!r}; known models: {', '.join(registry) or 'none'}")
     meta = read_metadata(path)
     method = get_method(meta["method"])
-    config = {**method.default_config(), **meta.get("config", {})}
+    own, moved = split_config(meta.get("config", {}))  # older files keep pipeline settings in the config
+    config = {**method.default_config(), **own}
+    pipeline = PipelineSettings.from_dict({**method.pipeline_defaults, **moved, **meta.get("pipeline", {})})
     net = method.build(config)
     try:
         net.load_state_dict(load_file(str(path)))
     except RuntimeError as error:
         raise CheckpointError(f"{path.name}: weights do not fit the {method.name} network ({str(error)[:200]})") from None
     net.to(resolve_device(device)).eval()
-    return Model(method, config, net, meta, path)
+    return Model(method, config, net, meta, path, pipeline)
 
 
 # Records of how a model was made and measured; a model fine-tuned from it must not claim them.

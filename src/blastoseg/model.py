@@ -11,17 +11,35 @@ import torch
 from blastoseg.catalogue import file_sha256
 from blastoseg.methods import get_method
 from blastoseg.methods.base import Method
+from blastoseg.settings import PipelineSettings, split_config
 
 
 @dataclass
 class Model:
-    """A method, its config and a network with loaded weights."""
+    """A method, its config, the pipeline settings and a network with loaded weights.
+
+    A config that still holds pipeline settings (older checkpoints, `--config` overrides)
+    has them moved into `pipeline`, over the ones given.
+    """
 
     method: Method
     config: dict[str, Any]
     net: torch.nn.Module
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+
+    def __post_init__(self) -> None:
+        self.config, moved = split_config(self.config)
+        if moved:
+            self.pipeline = PipelineSettings.from_dict({**self.pipeline.as_dict(), **moved})
+
+    def configure(self, overrides: dict[str, Any]) -> None:
+        """Apply a flat dict of method and pipeline settings (e.g. `--config`)."""
+        method, pipeline = split_config(overrides)
+        self.config.update(method)
+        if pipeline:
+            self.pipeline = PipelineSettings.from_dict({**self.pipeline.as_dict(), **pipeline})
 
     @property
     def name(self) -> str:
@@ -33,11 +51,13 @@ class Model:
 
 
 def new_model(method_name: str, config: dict[str, Any] | None = None, seed: int = 0) -> Model:
-    """A freshly initialised model of a method, its config the defaults updated by `config`.
+    """A freshly initialised model of a method, its config and pipeline settings the
+    method's defaults updated by `config` (a flat dict of either).
     The initial weights depend on `seed` only, so a training run can be repeated."""
     method = get_method(method_name)
-    full = {**method.default_config(), **(config or {})}
+    own, pipeline = split_config(config or {})
+    full = {**method.default_config(), **own}
     with torch.random.fork_rng(devices=[]):  # leaves the caller's random stream as it was
         torch.manual_seed(seed)
         net = method.build(full)
-    return Model(method, full, net)
+    return Model(method, full, net, pipeline=PipelineSettings.from_dict({**method.pipeline_defaults, **pipeline}))

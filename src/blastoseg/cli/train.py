@@ -14,6 +14,7 @@ import numpy as np
 from blastoseg.cli.common import bar
 
 if TYPE_CHECKING:
+    from blastoseg.settings import PipelineSettings
     from blastoseg.training.sources import Pair, SyntheticSource
 
 def _training_source(dataset: str, size: int):  # noqa: ANN202
@@ -32,11 +33,11 @@ def _training_source(dataset: str, size: int):  # noqa: ANN202
     return source, validation, len(source.pairs)
 
 
-def _synthetic_validation(source: SyntheticSource, config: dict) -> list[Pair]:
+def _synthetic_validation(source: SyntheticSource, settings: PipelineSettings) -> list[Pair]:
     """16 fixed frames drawn as the model's training frames are (a framing model's at twice
     its working size), before `as_model_sees`; seeded apart from the training stream."""
     rng = np.random.default_rng(12345)
-    return [source.for_model(config).frame(rng) for _ in range(16)]
+    return [source.for_model(settings).frame(rng) for _ in range(16)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = new_model(args.method or "embedseg", overrides)
     if init and overrides:
-        model.config.update(overrides)
+        model.configure(overrides)
     if init and args.method and model.method.name != args.method:
         raise ValueError(f"{init} is a {model.method.name} model, not {args.method}; drop -m or pick another model")
     if validation is None:
-        validation = _synthetic_validation(source, model.config)
+        validation = _synthetic_validation(source, model.pipeline)
     options = TrainOptions(budget, batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
                            validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
                            description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")

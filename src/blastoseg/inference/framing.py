@@ -3,7 +3,7 @@
 Embryos are filmed at many magnifications: the same 8-cell embryo may span 40 % or 95 %
 of a frame. Embryo models see whole frames shrunk to a small working size, so a small
 embryo's blastomeres reach the network a few pixels across and its hidden ones are lost.
-A model with `frame_fill` f is shown, instead, the square window around its objects in
+A model whose pipeline has a `frame_fill` f is shown, instead, the square window around its objects in
 which their bounding box spans the fraction f of the window's side: at inference around
 the objects a first, quick pass found (`predict`), in training around the annotated ones
 (`training_data`), so that both see embryos at one scale. Measurements are in
@@ -16,7 +16,6 @@ import numpy as np
 
 from blastoseg.instances import Instances
 
-KEY = "frame_fill"  # config entry: the fraction of the window's side the objects' box spans
 MIN_GAIN = 0.9  # a window above this fraction of the frame's shorter side is not worth a pass
 
 

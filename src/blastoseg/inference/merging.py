@@ -1,18 +1,27 @@
-"""The `instances` TTA merge: consensus of several instance sets of one image.
+"""Merging instances found more than once: the views of test-time augmentation, and tiles' seams.
 
-Used where raw maps cannot be averaged (colours or embeddings that permute between
-views). Instances of different views are matched by IoU >= 0.5, an instance found in
-at least `min_votes` views is kept, its mask is the pixel majority of its matches and
-its confidence the fraction of views that found it.
+Dense methods' views are merged as "fields" (maps averaged, post-processed once) or as
+"instances": the consensus of the views' instance sets, used where raw maps cannot be
+averaged (colours or embeddings that permute between views) and for detectors.
+Instances of different views are matched by IoU >= 0.5, an instance found in at least
+`min_votes` views is kept, its mask is the pixel majority of its matches and its
+confidence the fraction of views that found it. Seams of tiles and a detector's
+overlapping detections are de-duplicated by `merge_duplicates`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from blastoseg.instances import Instances
+
+if TYPE_CHECKING:
+    import torch
+
+    from blastoseg.methods.base import Config, DenseMethod
 
 
 def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: float = 0.5) -> Instances:
@@ -53,3 +62,42 @@ def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: floa
         scores.append(len(members) / len(sets) * float(pooled.scores[members].mean()))
         depths.append(int(np.round(np.median(pooled.depth[members]))))
     return Instances.from_masks(shape, pairs, scores=scores, depth=depths)
+
+
+def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instances:
+    """Drop the lower-scored of any pair of instances with IoU >= threshold."""
+    if len(instances) < 2:
+        return instances
+    # Sparse: only instances whose boxes overlap are compared, so 60k nuclei cost seconds.
+    rows, cols, inter = instances.intersections(instances)
+    areas = instances.areas()
+    union = areas[rows] + areas[cols] - inter
+    duplicate = (rows != cols) & (inter >= iou_threshold * np.maximum(union, 1))
+    neighbours: list[list[int]] = [[] for _ in range(len(instances))]
+    for i, j in zip(rows[duplicate].tolist(), cols[duplicate].tolist()):
+        neighbours[i].append(j)
+    order = np.argsort(-instances.scores, kind="stable")
+    keep = np.ones(len(instances), bool)
+    for i in order:
+        # Visiting by falling score, a kept instance only suppresses weaker ones.
+        if keep[i]:
+            keep[neighbours[i]] = False
+    return instances[np.flatnonzero(keep)]
+
+
+def merge_views(method: DenseMethod, views: torch.Tensor, config: Config, min_votes: int = 4) -> Instances:
+    """Instances from the (V, C, H, W) activated maps of a tile's views (V = 1 without TTA),
+    merged by the method's rule: averaged maps post-processed once, or the consensus of
+    each view's instances."""
+    if method.tta_merge_for(config) == "fields":
+        found = method.postprocess(views.mean(0), config)
+        if len(views) > 1 and len(found):
+            agreement = method.view_agreement(views, found, config)
+            found = found if agreement is None else found.with_scores(agreement)
+        return found
+    return agreed([method.postprocess(v, config) for v in views], min_votes)
+
+
+def agreed(sets: list[Instances], min_votes: int = 4) -> Instances:
+    """The one set of a single view, or the consensus of several views' sets."""
+    return sets[0] if len(sets) == 1 else consensus(sets, min_votes=min_votes)

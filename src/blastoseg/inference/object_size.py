@@ -24,7 +24,6 @@ import numpy as np
 
 from blastoseg.instances import Instances
 
-KEY = "object_diameters"  # config entry: {"median": d, "range": [low, high]} in model-input pixels
 MIN_OBJECTS = 3  # a median of fewer objects says little about their size
 MIN_SPREAD = 1.5  # the range spans at least median / 1.5 .. median x 1.5 (one training image)
 INSIDE = 1.2  # a rescaled frame's objects land this far inside the range's edge
@@ -49,12 +48,11 @@ def training_sizes(instance_sets: Iterable[Instances]) -> dict[str, float | list
     return {"median": round(median, 2), "range": [round(float(low), 2), round(float(high), 2)]}
 
 
-def target_scale(found: Instances, config: dict, scale: float = 1.0) -> float:
+def target_scale(found: Instances, sizes: dict | None, scale: float = 1.0) -> float:
     """The scale of the whole frame that brings the objects found at `scale` just inside the
-    top of the training range (INSIDE of its edge), never below SMALLEST_SCALE: `scale`
-    itself when the model has no recorded sizes, fewer than MIN_OBJECTS were found, or they
-    are not too large."""
-    sizes = config.get(KEY)
+    top of the training range `sizes` (the pipeline's `object_diameters`, in model-input
+    pixels; INSIDE of its edge), never below SMALLEST_SCALE: `scale` itself when the model
+    has no recorded sizes, fewer than MIN_OBJECTS were found, or they are not too large."""
     if not sizes or len(found) < MIN_OBJECTS:
         return scale
     diameter, high = median_diameter(found), sizes["range"][1]

@@ -3,9 +3,9 @@
 The 8 dihedral views of a tile run as one batch. Their raw maps are turned back (vector
 channels as vectors) and then merged by the method's rule: "fields" averages the maps
 and post-processes once; "instances" post-processes every view and keeps the
-consensus. Every instance's score is the agreement between the views. A method with a
-`detect` hook (a detector) gives instances per view directly; they are turned back and
-merged by the same consensus.
+consensus (`merging`). Every instance's score is the agreement between the views. A
+`Detector` gives instances per view directly; they are turned back and merged by the
+same consensus.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from blastoseg import d4
 from blastoseg.checkpoint import load
 from blastoseg.device import resolve_device
 from blastoseg.inference import framing, object_size
-from blastoseg.inference.merging import consensus
+from blastoseg.inference.merging import agreed, merge_views
 from blastoseg.inference.preprocess import as_frames, model_input, working_shape
 from blastoseg.inference.tiling import plan_tiles, segment_tiled
 from blastoseg.instances import Instances
+from blastoseg.methods.base import Detector
+from blastoseg.settings import PipelineSettings, method_tta_settings
 from blastoseg.model import Model
 from blastoseg.nets.unet import fuse_batchnorm
 
@@ -77,10 +79,15 @@ class Predictor:
 
     @property
     def config(self) -> dict:
-        """The model's settings; with TTA, those its `tta_settings` replace: views merged by
-        consensus can take a laxer score threshold, say, than a single view can."""
+        """The method's settings; with TTA, those the pipeline's `tta_settings` replace: views
+        merged by consensus can take a laxer score threshold, say, than a single view can."""
         config = self.model.config
-        return {**config, **config.get("tta_settings", {})} if self.tta else config
+        return {**config, **method_tta_settings(self.model.pipeline)} if self.tta else config
+
+    @property
+    def pipeline(self) -> PipelineSettings:
+        """The pipeline settings, with TTA those its `tta_settings` replace."""
+        return self.model.pipeline.with_tta() if self.tta else self.model.pipeline
 
     def _each_view(self, tile: np.ndarray, run: Callable[[torch.Tensor], Sequence]) -> list:
         """`run` on the tile's padded views (8 with TTA, else 1), a memory-bounded batch at a
@@ -116,44 +123,22 @@ class Predictor:
         return [d4.transform_instances(f, u).cropped(0, 0, h, w) for f, u in zip(found, undo)]
 
     def segment_tile(self, tile: np.ndarray) -> Instances:
-        method, config = self.model.method, self.config
-        if hasattr(method, "detect"):
-            return _agreed(self.view_instances(tile), config)
-        return merge_views(method, self.view_maps(tile), config)
-
-
-def merge_views(method: object, views: torch.Tensor, config: dict) -> Instances:
-    """Instances from the (V, C, H, W) activated maps of a tile's views (V = 1 without TTA),
-    merged by the method's rule: averaged maps post-processed once, or the consensus of
-    each view's instances."""
-    if tta_merge(method, config) == "fields":
-        found = method.postprocess(views.mean(0), config)
-        if len(views) > 1 and hasattr(method, "view_agreement") and len(found):
-            found = found.with_scores(method.view_agreement(views, found, config))
-        return found
-    return _agreed([method.postprocess(v, config) for v in views], config)
-
-
-def _agreed(sets: list[Instances], config: dict) -> Instances:
-    return sets[0] if len(sets) == 1 else consensus(sets, min_votes=int(config.get("tta_min_votes", 4)))
-
-
-def tta_merge(method: object, config: dict) -> str:
-    """How a method's TTA views are merged, "fields" or "instances"; a method whose rule
-    depends on its settings says so through `tta_merge_for` (FCRNet's tta)."""
-    return method.tta_merge_for(config) if hasattr(method, "tta_merge_for") else method.tta_merge
+        method, votes = self.model.method, self.pipeline.tta_min_votes
+        if isinstance(method, Detector):
+            return agreed(self.view_instances(tile), votes)
+        return merge_views(method, self.view_maps(tile), self.config, votes)
 
 
 def _as_model(model: Model | str | os.PathLike, device: str | torch.device) -> Model:
     return model if isinstance(model, Model) else load(model, device=device)
 
 
-def _tiling(shape: tuple[int, int], tile: int | None, config: dict) -> tuple[int, int]:
+def _tiling(shape: tuple[int, int], tile: int | None, settings: PipelineSettings) -> tuple[int, int]:
     if tile is None:
         tile = max(shape) if shape[0] * shape[1] <= UNTILED_MAX_PIXELS else AUTO_TILE
     if tile < MIN_SIDE:
         raise ValueError(f"tile size {tile} is too small; use at least {MIN_SIDE} pixels, or leave it on auto")
-    overlap = min(int(config.get("tile_overlap", 128)), tile // 2 - 1)
+    overlap = min(int(settings.tile_overlap), tile // 2 - 1)
     return tile, overlap
 
 
@@ -183,13 +168,13 @@ def segment_frames(
     device = resolve_device(device)
     model = _as_model(model, device)
     predictor = Predictor(model, tta, device, bf16=bf16)
-    config = model.config
-    fill = config.get(framing.KEY)
-    working = working_shape(frames.shape[1:], config.get("working_size"))
+    settings = model.pipeline
+    fill = settings.frame_fill
+    working = working_shape(frames.shape[1:], settings.working_size)
     user_tile = tile if working == frames.shape[1:] else None
 
     def passes_at(shape: tuple[int, int], views: int = predictor.n_views) -> int:
-        return len(plan_tiles(shape, *_tiling(shape, user_tile, config), predictor.multiple)) * views
+        return len(plan_tiles(shape, *_tiling(shape, user_tile, settings), predictor.multiple)) * views
 
     total = [len(frames) * (passes_at(working) + (passes_at(working, 1) if fill else 0))]
     if progress is not None:
@@ -198,7 +183,7 @@ def segment_frames(
     def at_shape(frame: np.ndarray, shape: tuple[int, int]) -> Instances:
         """The frame's instances found at `shape`, in `shape`'s coordinates."""
         scaled = frame if shape == frame.shape else resize(frame, shape, order=1, anti_aliasing=shape[0] < frame.shape[0]).astype(np.float32)
-        size, overlap = _tiling(shape, user_tile, config)
+        size, overlap = _tiling(shape, user_tile, settings)
         return segment_tiled(scaled, predictor.segment_tile, size, overlap, multiple=predictor.multiple)
 
     def rescaled(frame: np.ndarray, working: tuple[int, int], found: Instances | None = None) -> Instances:
@@ -208,7 +193,7 @@ def segment_frames(
         shape, scale = working, 1.0
         for _ in range(object_size.MAX_PASSES if auto_scale else 0):
             # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
-            smaller = max(object_size.target_scale(found, config, scale), MIN_SIDE / min(working))
+            smaller = max(object_size.target_scale(found, settings.object_diameters, scale), MIN_SIDE / min(working))
             if smaller > scale * 0.99:
                 break
             new_shape = (round(working[0] * smaller), round(working[1] * smaller))
@@ -235,13 +220,13 @@ def segment_frames(
                     progress(predictor.views_done, total[0])
             return rescaled(frame, working, None if tta else first)
         y0, x0, y1, x1 = win
-        inner = working_shape((y1 - y0, x1 - x0), config.get("working_size"))
+        inner = working_shape((y1 - y0, x1 - x0), settings.working_size)
         total[0] += passes_at(inner) - passes_at(working)
         return rescaled(frame[y0:y1, x0:x1], inner).shifted(y0, x0, frame.shape)
 
     results = []
     for frame in frames:
-        frame = model_input(frame, config)
+        frame = model_input(frame, settings)
         results.append(framed(frame) if fill else rescaled(frame, working))
     return results
 

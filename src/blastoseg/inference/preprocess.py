@@ -6,10 +6,11 @@ model sees its input the same way in training and at inference.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
+
+from blastoseg.settings import PipelineSettings
 
 MIN_SIDE = 16
 
@@ -74,16 +75,16 @@ def bright_objects(frame: np.ndarray) -> np.ndarray:
     return (1.0 - frame).astype(np.float32) if np.median(frame) > 0.5 else frame
 
 
-def as_model_wants(frame: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
+def as_model_wants(frame: np.ndarray, settings: PipelineSettings) -> np.ndarray:
     """A normalised frame, inverted first if the model asks (`invert_bright_background`)."""
-    return bright_objects(frame) if config.get("invert_bright_background") else frame
+    return bright_objects(frame) if settings.invert_bright_background else frame
 
 
-def model_input(frame: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
-    """A raw frame as a model with this config takes it: its percentiles to 0 and 1, then
-    `as_model_wants`."""
-    low, high = config.get("normalize_percentiles", (1.0, 99.8))
-    return as_model_wants(normalize(frame, low, high), config)
+def model_input(frame: np.ndarray, settings: PipelineSettings) -> np.ndarray:
+    """A raw frame as a model with these settings takes it: its percentiles to 0 and 1,
+    then `as_model_wants`."""
+    low, high = settings.normalize_percentiles
+    return as_model_wants(normalize(frame, low, high), settings)
 
 
 def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blastoseg.inference.merging import merge_duplicates
 from blastoseg.instances import Instances
 
 
@@ -65,27 +66,6 @@ def _in_core(instances: Instances, tile: Tile) -> np.ndarray:
     cx = (instances.boxes[:, 1] + instances.boxes[:, 3]) / 2
     y0, x0, y1, x1 = tile.core
     return (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
-
-
-def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instances:
-    """Drop the lower-scored of any pair of instances with IoU >= threshold."""
-    if len(instances) < 2:
-        return instances
-    # Sparse: only instances whose boxes overlap are compared, so 60k nuclei cost seconds.
-    rows, cols, inter = instances.intersections(instances)
-    areas = instances.areas()
-    union = areas[rows] + areas[cols] - inter
-    duplicate = (rows != cols) & (inter >= iou_threshold * np.maximum(union, 1))
-    neighbours: list[list[int]] = [[] for _ in range(len(instances))]
-    for i, j in zip(rows[duplicate].tolist(), cols[duplicate].tolist()):
-        neighbours[i].append(j)
-    order = np.argsort(-instances.scores, kind="stable")
-    keep = np.ones(len(instances), bool)
-    for i in order:
-        # Visiting by falling score, a kept instance only suppresses weaker ones.
-        if keep[i]:
-            keep[neighbours[i]] = False
-    return instances[np.flatnonzero(keep)]
 
 
 def segment_tiled(

@@ -69,9 +69,9 @@ from torch.nn import functional as F
 
 from blastoseg.d4 import FieldLayout
 from blastoseg.instances import Instances
+from blastoseg.methods.base import Config, DenseMethod
 from blastoseg.nets import build_net
 
-Config = Mapping[str, Any]
 N_AFFINITY = 4  # activated channels before the colours
 
 
@@ -227,11 +227,12 @@ def affinity_labels(foreground: np.ndarray, edge_y: np.ndarray, edge_x: np.ndarr
     return label_regions(grid, connectivity=1)[::2, ::2]
 
 
-class FCRNet:
+class FCRNet(DenseMethod):
     name = "fcrnet"
     amodal = False
     tta_merge = "instances"  # of the default tta; `tta_merge_for` gives it for any config
     layout = FieldLayout(vectors=((0, 1),), axis_pairs=((2, 3),))
+    pipeline_defaults = {"tta_min_votes": 4}
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -254,7 +255,6 @@ class FCRNet:
             "tta": "instances",  # or "affinity" (measured equal within noise on DSB; see the benchmark)
             "affinity_threshold": 0.5,
             "foreground_threshold": 0.5,
-            "tta_min_votes": 4,
         }
 
     def build(self, config: Config) -> torch.nn.Module:

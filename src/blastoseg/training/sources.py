@@ -2,7 +2,7 @@
 
 Sources give normalised float32 images with their `Instances`: an endless stream of
 synthetic embryos, a dataset folder, or pairs handed over in memory (napari layers),
-each shown as a model with a given config sees its frames (`as_model_sees`).
+each shown as a model with given pipeline settings sees its frames (`as_model_sees`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from skimage.transform import resize
 from blastoseg.inference import framing
 from blastoseg.inference.preprocess import as_model_wants, normalize, working_shape
 from blastoseg.instances import Instances
+from blastoseg.settings import PipelineSettings
 
 Pair = tuple[np.ndarray, Instances]
 
@@ -33,24 +34,24 @@ class PairSource:
     def draw(self, rng: np.random.Generator) -> Pair:
         return self.pairs[rng.integers(len(self.pairs))]
 
-    def for_model(self, config: dict) -> PairSource:
-        """The pairs as a model with this config sees them (`as_model_sees`)."""
+    def for_model(self, settings: PipelineSettings) -> PairSource:
+        """The pairs as a model with these settings sees them (`as_model_sees`)."""
         seen = PairSource.__new__(PairSource)
-        seen.pairs = [as_model_sees(image, inst, config) for image, inst in self.pairs]
+        seen.pairs = [as_model_sees(image, inst, settings) for image, inst in self.pairs]
         return seen
 
 
 class SyntheticSource:
     """Endless synthetic embryos (or seed 002 shapes), generated on the fly."""
 
-    def __init__(self, kind: str = "embryo", size: int = 256, working_size: int | None = None, config: dict | None = None) -> None:
+    def __init__(self, kind: str = "embryo", size: int = 256, settings: PipelineSettings | None = None) -> None:
         if kind not in ("embryo", "shapes"):
             raise ValueError(f"unknown synthetic kind {kind!r}; choose 'embryo' or 'shapes'")
         self.kind, self.size = kind, size
-        self.config = {**(config or {}), "working_size": working_size}
+        self.settings = settings or PipelineSettings()
 
     def draw(self, rng: np.random.Generator) -> Pair:
-        return as_model_sees(*self.frame(rng), self.config, rng)
+        return as_model_sees(*self.frame(rng), self.settings, rng)
 
     def frame(self, rng: np.random.Generator) -> Pair:
         """One normalised synthetic frame and its instances, before `as_model_sees`."""
@@ -59,27 +60,30 @@ class SyntheticSource:
         if self.kind == "embryo":
             # The generator draws an embryo at any frame size. A framing model is shown a
             # window of a frame twice its working size, shrunk to it as camera frames are.
-            side = self.config["working_size"] or self.size
-            if self.config.get(framing.KEY):
+            side = self.settings.working_size or self.size
+            if self.settings.frame_fill:
                 side = max(self.size, 2 * side)
             sample = synth.synth_embryo((side, side), seed=rng)
         else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
             sample = synth.synth_shapes(size=self.size, seed=rng)
         return normalize(sample.image), sample.instances
 
-    def for_model(self, config: dict) -> SyntheticSource:
-        """The same stream as a model with this config sees it (`as_model_sees`)."""
-        return SyntheticSource(self.kind, self.size, config.get("working_size") or self.config["working_size"], config)
+    def for_model(self, settings: PipelineSettings) -> SyntheticSource:
+        """The same stream as a model with these settings sees it (`as_model_sees`); a model
+        without a working size takes the stream's."""
+        if not settings.working_size:
+            settings = settings.replaced(working_size=self.settings.working_size)
+        return SyntheticSource(self.kind, self.size, settings)
 
 
-def as_model_sees(image: np.ndarray, instances: Instances, config: dict, rng: np.random.Generator | None = None) -> Pair:
+def as_model_sees(image: np.ndarray, instances: Instances, settings: PipelineSettings, rng: np.random.Generator | None = None) -> Pair:
     """A normalised pair as `predict` shows frames to a model with this config: framed
     around its objects (`framing`; jittered with `rng`), at its working size, and inverted
     if it asks for bright objects on a bright background."""
-    if config.get(framing.KEY):
-        image, instances = framing.framed(image, instances, float(config[framing.KEY]), rng)
-    image, instances = to_working_size(image, instances, config.get("working_size"))
-    return as_model_wants(image, config), instances
+    if settings.frame_fill:
+        image, instances = framing.framed(image, instances, float(settings.frame_fill), rng)
+    image, instances = to_working_size(image, instances, settings.working_size)
+    return as_model_wants(image, settings), instances
 
 
 def to_working_size(image: np.ndarray, instances: Instances, working_size: int | None) -> Pair:

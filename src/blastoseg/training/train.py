@@ -5,9 +5,9 @@ napari's `thread_worker`) can show the loss, plot it and stop between steps by c
 the generator. Adam with a poly learning rate over the budget (steps or minutes); the
 best model by validation AP is saved atomically after every validation. With
 `ema_decay`, validation and the saved checkpoints use an exponential moving average
-of the weights (and batch-norm statistics) instead of the last step's. A method with
-a `pretrain` hook first spends up to `pretrain_fraction` of the budget in it (its
-steps are events too), and one with a `training_loss` hook computes its own losses.
+of the weights (and batch-norm statistics) instead of the last step's. A method whose
+config has a `pretrain_fraction` first spends up to that share of the budget in its
+`pretrain` stage (its steps are events too).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from blastoseg.inference import object_size
 from blastoseg.instances import Instances
 from blastoseg.model import Model
 from blastoseg.training.augmentation import Augmentation, sample_batch
+from blastoseg.settings import PipelineSettings
 from blastoseg.training.sources import PairSource, SyntheticSource, as_model_sees
 
 
@@ -135,19 +136,20 @@ def validate(model: Model, pairs: Sequence[tuple[np.ndarray, Instances]], device
 SIZE_SAMPLES = 64  # synthetic images drawn to measure the object sizes of an endless source
 
 
-def record_training_sizes(config: dict, source: PairSource | SyntheticSource) -> None:
-    """Store the object sizes the training images show in `config` (see `object_size`). A
-    fine-tuned model keeps the range it knew and learns the new one: the union of both."""
+def training_sizes(settings: PipelineSettings, source: PairSource | SyntheticSource) -> PipelineSettings:
+    """`settings` with the object sizes the training images show (`object_diameters`, see
+    `object_size`). A fine-tuned model keeps the range it knew and learns the new one: the
+    union of both."""
     if isinstance(source, PairSource):
         sets = [instances for _, instances in source.pairs]
     else:  # a fixed seed: the record does not depend on the training stream
         rng = np.random.default_rng(0)
         sets = [source.draw(rng)[1] for _ in range(SIZE_SAMPLES)]
     sizes = object_size.training_sizes(sets)
-    if object_size.KEY in config:
-        known = config[object_size.KEY]["range"]
+    if settings.object_diameters:
+        known = settings.object_diameters["range"]
         sizes["range"] = [min(known[0], sizes["range"][0]), max(known[1], sizes["range"][1])]
-    config[object_size.KEY] = sizes
+    return settings.replaced(object_diameters=sizes)
 
 
 def train(
@@ -166,20 +168,20 @@ def train(
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     method, config = model.method, model.config
-    source = source.for_model(config)
-    record_training_sizes(config, source)
-    validation = [in_view(*as_model_sees(image, truth, config), i) for i, (image, truth) in enumerate(validation)]
+    source = source.for_model(model.pipeline)
+    model.pipeline = training_sizes(model.pipeline, source)
+    validation = [in_view(*as_model_sees(image, truth, model.pipeline), i) for i, (image, truth) in enumerate(validation)]
     net = model.net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
     best: float | None = None
     start = time.perf_counter()
     step, fraction = 0, 0.0
     history: list[dict[str, float]] = []
-    if hasattr(method, "pretrain"):  # e.g. a shape prior fitted on the masks before the network
-        share = min(float(config.get("pretrain_fraction", 0.0)), 0.9)
+    share = min(float(config.get("pretrain_fraction", 0.0)), 0.9)
+    if share > 0:  # e.g. a shape prior fitted on the masks before the network
         batches = (sample_batch(source, options.batch, options.augmentation, rng)[1] for _ in itertools.count())
         with contextlib.closing(method.pretrain(model, batches, device)) as stages:
-            for values in stages if share > 0 else ():
+            for values in stages:
                 step += 1
                 elapsed = time.perf_counter() - start
                 fraction = options.budget.fraction(step, elapsed)
@@ -196,13 +198,10 @@ def train(
             group["lr"] = lr
         images, instances = sample_batch(source, options.batch, options.augmentation, rng)
         # A method with a schedule over training (FCRNet's alpha) sees where training is.
-        step_config = method.on_progress(config, fraction) if hasattr(method, "on_progress") else config
+        step_config = method.on_progress(config, fraction)
         targets = method.collate([method.targets(inst, step_config) for inst in instances])
         net.train()
-        if hasattr(method, "training_loss"):  # detectors compute their losses from the targets themselves
-            losses = method.training_loss(net, torch.from_numpy(images).to(device), targets, step_config)
-        else:
-            losses = method.loss(net(torch.from_numpy(images).to(device)), targets, step_config)
+        losses = method.training_loss(net, torch.from_numpy(images).to(device), targets, step_config)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()

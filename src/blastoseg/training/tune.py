@@ -3,11 +3,12 @@
 Used by `blastoseg tune` and the benchmarks: the network runs once per image and only
 the post-processing is repeated over the method's `tuning_grid` (e.g. EmbedSeg's seed
 and foreground thresholds, layered's foreground threshold and bandwidth); the best
-setting (mean AP_dsb over IoU 0.5-0.9) is written into the checkpoint's config together
-with the whole grid. Methods that merge TTA views as instances are tuned on single views;
+setting (mean AP_dsb over IoU 0.5-0.9) is written into the model's config, the whole
+grid into its metadata. Methods that merge TTA views as instances are tuned on single views;
 then `tune_tta` runs the whole pipeline with TTA on the same images over the method's
 `tta_tuning_grid` (e.g. a laxer threshold or another vote count for the consensus of
-the views) and stores the best as config["tta_settings"], which `predict` applies with TTA.
+the views) and stores the best as the pipeline's `tta_settings`, which `predict` applies
+with TTA.
 """
 
 from __future__ import annotations
@@ -32,23 +33,26 @@ def tune_thresholds(model: Model, items: Sequence[tuple[np.ndarray, Instances]],
 
     from blastoseg.device import resolve_device
     from blastoseg.inference import framing
-    from blastoseg.inference.predict import Predictor, tta_merge
+    from blastoseg.inference.predict import Predictor
+    from blastoseg.methods.base import DenseMethod
     from blastoseg.inference.preprocess import model_input
     from blastoseg.metrics import ap_dsb
     from blastoseg.training.sources import to_working_size
 
-    model.config.pop("tta_settings", None)  # a re-tune starts from the single-view settings
-    grid = getattr(model.method, "tuning_grid", None)
+    model.pipeline = model.pipeline.replaced(tta_settings={})  # a re-tune starts from the single-view settings
+    grid = model.method.tuning_grid
     if not grid:
         raise ValueError(f"the {model.method.name} method declares no post-processing settings to tune (tuning_grid)")
-    tta = tta and tta_merge(model.method, model.config) == "fields"  # instance merges cannot average maps
+    if not isinstance(model.method, DenseMethod):
+        raise ValueError(f"{model.method.name} is a detector: its settings are tuned on whole-pipeline results")
+    tta = tta and model.method.tta_merge_for(model.config) == "fields"  # instance merges cannot average maps
     predictor = Predictor(model, tta, resolve_device(device))
     maps, truths = [], []
     for image, truth in items:
-        frame = model_input(np.asarray(image, np.float32), model.config)
-        if model.config.get(framing.KEY):  # the window around the true cells, not a quick pass's
-            frame, truth = framing.framed(frame, truth, float(model.config[framing.KEY]))
-        frame, truth = to_working_size(frame, truth, model.config.get("working_size"))
+        frame = model_input(np.asarray(image, np.float32), model.pipeline)
+        if model.pipeline.frame_fill:  # the window around the true cells, not a quick pass's
+            frame, truth = framing.framed(frame, truth, float(model.pipeline.frame_fill))
+        frame, truth = to_working_size(frame, truth, model.pipeline.working_size)
         maps.append(predictor.view_maps(frame).mean(0))
         truths.append(truth)
     results = {}
@@ -63,7 +67,7 @@ def tune_thresholds(model: Model, items: Sequence[tuple[np.ndarray, Instances]],
     model.config.update(json.loads(best))
     model.metadata["tuning"] = {"images": len(items), "source": source, "tta": tta, "grid_mean_AP_0.5_0.9": results}
     chosen = {**json.loads(best), "mean_AP_0.5_0.9": results[best]}
-    if not tta and getattr(model.method, "tta_tuning_grid", None):
+    if not tta and model.method.tta_tuning_grid:
         merged = tune_tta(model, items, device)
         chosen.update(tta_settings=merged["settings"], tta_mAP=merged["mAP"], tta_mAP_without=merged["without"])
     print(json.dumps({"chosen": chosen}))
@@ -74,20 +78,23 @@ def tune_tta(model: Model, items: Sequence[tuple[np.ndarray, Instances]], device
     """The settings of the method's `tta_tuning_grid` with which the whole pipeline with TTA
     (framing pass included) scores best on the held-out `items`, by mAP (DSB, IoU
     0.5:0.95); the model's own settings are in the grid and win ties. Writes the ones that
-    differ into model.config["tta_settings"] and the grid into model.metadata["tuning"]."""
+    differ into the pipeline's `tta_settings` and the grid into model.metadata["tuning"]."""
     from blastoseg.inference.predict import segment
     from blastoseg.metrics import mean_ap_dsb
 
-    grid = {k: tuple(dict.fromkeys((*v, model.config.get(k)))) for k, v in model.method.tta_tuning_grid.items()}
-    own = {k: model.config.get(k) for k in grid}
+    current = {**model.pipeline.as_dict(), **model.config}
+    grid = {k: tuple(dict.fromkeys((*v, current.get(k)))) for k, v in model.method.tta_tuning_grid.items()}
+    own = {k: current.get(k) for k in grid}
     results = {}
     for values in itertools.product(*grid.values()):
-        model.config["tta_settings"] = dict(zip(grid, values))
+        setting = dict(zip(grid, values))
+        model.pipeline = model.pipeline.replaced(tta_settings=setting)
         found = [segment(image, model, tta=True, device=device) for image, _ in items]
         score = round(float(np.mean([mean_ap_dsb(f, t) for f, (_, t) in zip(found, items)])), 4)
-        results[json.dumps(model.config["tta_settings"])] = score
-        print(json.dumps({"tta_settings": model.config["tta_settings"], "mAP": score}), file=sys.stderr, flush=True)
+        results[json.dumps(setting)] = score
+        print(json.dumps({"tta_settings": setting, "mAP": score}), file=sys.stderr, flush=True)
     best = max(results, key=lambda k: (results[k], json.loads(k) == own))
-    model.config["tta_settings"] = {k: v for k, v in json.loads(best).items() if v != own[k]}
+    chosen = {k: v for k, v in json.loads(best).items() if v != own[k]}
+    model.pipeline = model.pipeline.replaced(tta_settings=chosen)
     model.metadata.setdefault("tuning", {})["tta_mAP_grid"] = results
-    return {"settings": model.config["tta_settings"], "mAP": results[best], "without": results[json.dumps(own)], "grid": results}
+    return {"settings": chosen, "mAP": results[best], "without": results[json.dumps(own)], "grid": results}

@@ -22,11 +22,11 @@ from torch.nn import functional as F
 
 from blastoseg.d4 import FieldLayout
 from blastoseg.instances import Instances
+from blastoseg.methods.base import Config, DenseMethod
 from blastoseg.methods.embedseg.lovasz import lovasz_hinge
 from blastoseg.methods.embedseg.medoid import instance_centres
 from blastoseg.nets import build_net, zero_outputs
 
-Config = Mapping[str, Any]
 
 
 def window_max(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -47,10 +47,11 @@ def window_max(x: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-class EmbedSeg:
+class EmbedSeg(DenseMethod):
     name = "embedseg"
     amodal = False
     tta_merge = "fields"
+    pipeline_defaults = {"tile_overlap": 96}  # pixels; must exceed the largest object
     # activated channels: dy, dx (pixels), log-sigma y, log-sigma x, seediness, its maximum within `seed_window` px
     layout = FieldLayout(vectors=((0, 1),), axis_pairs=((2, 3),))
     tuning_grid = {"seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), "foreground_threshold": (0.4, 0.5), "min_size": (8, 16, 32, 64)}
@@ -66,7 +67,6 @@ class EmbedSeg:
             "seed_window": 11,  # px; 1 scores a seed by its own seediness (models made before it)
             "foreground_threshold": 0.5,
             "min_size": 16,
-            "tile_overlap": 96,  # pixels; must exceed the largest object
             "w_instance": 1.0,
             "w_variance": 10.0,
             "w_seed": 1.0,

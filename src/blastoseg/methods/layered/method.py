@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from blastoseg.d4 import FieldLayout
 from blastoseg.instances import Instances
+from blastoseg.methods.base import Config, DenseMethod
 from blastoseg.methods.layered.cluster import cluster_layers, main_parts
 from blastoseg.nets import build_net
 
@@ -53,7 +54,6 @@ from blastoseg.nets import build_net
 # validation embryos 0.743 -> 0.754, on 150 others 0.726 -> 0.727).
 MAIN_PART = 0.2
 
-Config = Mapping[str, Any]
 
 
 def layer_labels(instances: Instances, n_layers: int) -> np.ndarray:
@@ -83,11 +83,12 @@ def clip_to_layers(instances: Instances, n_layers: int) -> Instances:
     return Instances.from_layered(planes, scores=instances.scores[present], depth=instances.depth[present])
 
 
-class Layered:
+class Layered(DenseMethod):
     name = "layered"
     amodal = True
     tta_merge = "instances"  # embeddings are arbitrary per view: they cannot be averaged
     layout = FieldLayout()
+    pipeline_defaults = {"tta_min_votes": 4}
     # Hidden layers are sparse (a few % of pixels) and their occupancy less certain, so
     # they get their own threshold.
     tuning_grid = {
@@ -115,7 +116,6 @@ class Layered:
             "cluster_sample": 2048,  # points the mode search runs on
             "cluster_batch": 64,  # seeds shifted at once
             "max_instances": 128,  # per image (tile), best supported first
-            "tta_min_votes": 4,
             "w_var": 1.0,
             "w_dist": 1.0,
             "w_reg": 0.001,

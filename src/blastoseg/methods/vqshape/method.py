@@ -1,11 +1,10 @@
 """VQ shape codes for amodal blastomeres (seed paper 001): Mask R-CNN + VQ-VAE mask head.
 
-A detector, not a dense-map method, so it uses the protocol's optional hooks (see
-`methods.base`): `pretrain` fits the VQ-VAE shape prior on ground-truth amodal masks
+A `Detector`, not a dense-map method (see `methods.base`): `pretrain` fits the VQ-VAE shape prior on ground-truth amodal masks
 before the detector trains, `training_loss` runs the detector on a batch with its
 targets, and `detect` turns a batch of views into `Instances` (predict merges the eight
-D4 views with the "instances" consensus). The networks are in `vqshape_heads`, the
-VQ-VAE in `vqshape_vqvae`.
+D4 views with the "instances" consensus). The networks are in `heads`, the
+VQ-VAE in `vqvae`.
 
 Loss: L = Lp + Ld + 0.01 Lo + Le + Lr: torchvision's RPN and box losses, the occlusion
 BCE (mean over the finest level's pixels, targets = fraction of the pixel's 4 x 4 cell
@@ -30,13 +29,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from blastoseg.d4 import FieldLayout
 from blastoseg.instances import Instances
+from blastoseg.methods.base import Config, Detector
 
 if TYPE_CHECKING:
     from blastoseg.model import Model
 
-Config = Mapping[str, Any]
 LOSS_WEIGHTS = {"loss_objectness": 1.0, "loss_rpn_box_reg": 1.0, "loss_classifier": 1.0, "loss_box_reg": 1.0,
                 "mask": 1.0, "code": 1.0, "refine": 1.0}
 
@@ -70,19 +68,17 @@ def paste_masks(
     return pairs
 
 
-class VQShape:
+class VQShape(Detector):
     name = "vqshape"
     amodal = True
-    tta_merge = "instances"
-    layout = FieldLayout()
     # Eight views voting reject the spurious detections a single view's high score
     # threshold guards against, so with TTA a laxer threshold or fewer votes may keep
     # hidden cells that some views score low.
+    pipeline_defaults = {"working_size": 256, "tile_overlap": 128, "tta_min_votes": 4}
     tta_tuning_grid = {"box_score_thresh": (0.5, 0.65, 0.8, 0.9, 0.95), "tta_min_votes": (3, 4, 5)}
 
     def default_config(self) -> dict[str, Any]:
         return {
-            "working_size": 256, "tile_overlap": 128, "tta_min_votes": 4,
             # network
             "backbone_blocks": [2, 2, 1], "fpn_width": 96,
             "anchor_sizes": [24, 48, 96, 192], "aspect_ratios": [0.5, 1.0, 2.0],
@@ -138,9 +134,6 @@ class VQShape:
         terms["total"] = sum(weights[k] * v for k, v in terms.items() if k in weights)
         return terms
 
-    def loss(self, raw: torch.Tensor, targets: Mapping[str, Any], config: Config) -> dict[str, torch.Tensor]:
-        raise NotImplementedError("vqshape is a detector: train.py calls its training_loss hook")
-
     def pretrain(
         self, model: Model, batches: Iterator[Sequence[Instances]], device: torch.device
     ) -> Iterator[dict[str, float]]:
@@ -171,7 +164,7 @@ class VQShape:
     # ------------------------------------------------------------------ inference
     def detect(self, net: torch.nn.Module, images: torch.Tensor, config: Config) -> list[Instances]:
         """A batch of views (B, 1, H, W) -> one `Instances` per view, in that view's frame."""
-        from blastoseg.inference.tiling import merge_duplicates
+        from blastoseg.inference.merging import merge_duplicates
 
         net.configure(config)
         shape = (int(images.shape[-2]), int(images.shape[-1]))
@@ -185,12 +178,6 @@ class VQShape:
                                         depth=np.arange(len(kept)))
             found.append(merge_duplicates(inst, float(config["mask_nms_thresh"])))
         return found
-
-    def activate(self, raw: torch.Tensor, config: Config) -> torch.Tensor:
-        raise NotImplementedError("vqshape has no raw maps: predict calls its detect hook")
-
-    def postprocess(self, maps: torch.Tensor, config: Config) -> Instances:
-        raise NotImplementedError("vqshape has no raw maps: predict calls its detect hook")
 
     # ------------------------------------------------------------------ reports
     def codebook_report(self, model: Model, instances: Sequence[Instances]) -> dict[str, float]:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_napari_support import (  # noqa: F401
+
+from blastoseg import catalogue, checkpoint
+from blastoseg._napari import layers as L
+from blastoseg._napari._widgets.segment import SegmentWidget
+from blastoseg.model import new_model
+from tests.napari.support import (  # noqa: F401
     add_truth_cells,
     embryo,
     env,
@@ -12,11 +17,6 @@ from test_napari_support import (  # noqa: F401
     layer_snapshot,
     tiny_checkpoint,
 )
-
-from blastoseg import catalogue, checkpoint
-from blastoseg._napari import layers as L
-from blastoseg._napari._widgets.segment import SegmentWidget
-from blastoseg.model import new_model
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_napari_support import env, errors, tiny_checkpoint  # noqa: F401
 
 from blastoseg import catalogue
 from blastoseg._napari import layers as L
@@ -14,6 +13,7 @@ from blastoseg._napari._widgets import tasks
 from blastoseg._napari._widgets.measure import MeasureWidget
 from blastoseg._napari._widgets.segment import SegmentWidget
 from blastoseg._napari._widgets.train import TrainWidget
+from tests.napari.support import env, errors, tiny_checkpoint  # noqa: F401
 
 
 def _widgets(viewer):

@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
-from test_napari_support import embryo, env, tiny_checkpoint  # noqa: F401
 
 from blastoseg import io
 from blastoseg._napari import _reader, _writer
 from blastoseg._napari import layers as L
 from blastoseg.instances import Instances
+from tests.napari.support import embryo, env, tiny_checkpoint  # noqa: F401
 
 
 def test_manifest_is_valid_and_importable():

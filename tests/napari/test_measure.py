@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_napari_support import add_truth_cells, embryo, env, errors, tiny_checkpoint  # noqa: F401
 
 from blastoseg import __version__, measure, synth
 from blastoseg._napari import layers as L
 from blastoseg._napari._widgets.measure import MeasureWidget
+from tests.napari.support import add_truth_cells, embryo, env, errors, tiny_checkpoint  # noqa: F401
 
 
 def test_csv_from_ground_truth_layers_matches_the_truth_exactly(make_napari_viewer, env, tmp_path):

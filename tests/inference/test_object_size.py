@@ -36,15 +36,15 @@ def test_training_sizes_span_the_images_and_at_least_one_and_a_half_times_the_me
 
 
 def test_target_scale_shrinks_objects_above_the_range_just_inside_it():
-    config = {object_size.KEY: {"median": 20.0, "range": [10.0, 40.0]}}
-    assert object_size.target_scale(disc_instances([30, 30, 30]), config) == 1.0
+    sizes = {"median": 20.0, "range": [10.0, 40.0]}
+    assert object_size.target_scale(disc_instances([30, 30, 30]), sizes) == 1.0
     # 80 px objects go to 40 / 1.2 px; small objects are never enlarged
-    assert object_size.target_scale(disc_instances([80, 80, 80]), config) == pytest.approx(40 / 1.2 / 80, rel=0.05)
-    assert object_size.target_scale(disc_instances([5, 5, 5]), config) == 1.0
+    assert object_size.target_scale(disc_instances([80, 80, 80]), sizes) == pytest.approx(40 / 1.2 / 80, rel=0.05)
+    assert object_size.target_scale(disc_instances([5, 5, 5]), sizes) == 1.0
     # measured in a frame already shrunk to 0.8: 0.8 x 33.3 / 80 of the frame in all
-    assert object_size.target_scale(disc_instances([80, 80, 80]), config, scale=0.8) == pytest.approx(0.8 * 40 / 1.2 / 80, rel=0.05)
+    assert object_size.target_scale(disc_instances([80, 80, 80]), sizes, scale=0.8) == pytest.approx(0.8 * 40 / 1.2 / 80, rel=0.05)
     # a frame already shrunk to 0.5 may shrink to 0.25 at most
-    assert object_size.target_scale(disc_instances([80, 80, 80]), config, scale=0.5) == 0.25
-    assert object_size.target_scale(disc_instances([80, 80]), config) == 1.0  # too few to judge
-    assert object_size.target_scale(disc_instances([80, 80, 80]), {}) == 1.0  # no record
-    assert object_size.target_scale(disc_instances([30, 30, 30]), config, scale=0.6) == 0.6  # in range: stays
+    assert object_size.target_scale(disc_instances([80, 80, 80]), sizes, scale=0.5) == 0.25
+    assert object_size.target_scale(disc_instances([80, 80]), sizes) == 1.0  # too few to judge
+    assert object_size.target_scale(disc_instances([80, 80, 80]), None) == 1.0  # no record
+    assert object_size.target_scale(disc_instances([30, 30, 30]), sizes, scale=0.6) == 0.6  # in range: stays

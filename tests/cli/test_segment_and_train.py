@@ -19,7 +19,7 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
     assert "saved" in capsys.readouterr().out
     from blastoseg.checkpoint import read_metadata
 
-    assert set(read_metadata(model)["config"]["object_diameters"]) == {"median", "range"}
+    assert set(read_metadata(model)["pipeline"]["object_diameters"]) == {"median", "range"}
 
     frame = (np.random.default_rng(0).random((48, 40)) * 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "frame.tif", frame)

@@ -5,19 +5,14 @@ import pytest
 import torch
 from scipy import ndimage
 
-from blastoseg.d4 import FieldLayout
 from blastoseg.inference.predict import segment, segment_frames
 from blastoseg.instances import Instances
 from blastoseg.model import Model, new_model
+from tests.fakes import FakeDense
 
 
-class Threshold:
+class Threshold(FakeDense):
     """A local method (no receptive field): the tiling logic is then all that can differ."""
-
-    name, amodal, tta_merge, layout = "threshold", False, "fields", FieldLayout()
-
-    def activate(self, raw, config):
-        return raw
 
     def postprocess(self, maps, config):
         labels, _ = ndimage.label(maps[0].numpy() > 0.5)

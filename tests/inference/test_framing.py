@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-from test_predict import Identity, SizeSpy
 
 from blastoseg.inference import framing
 from blastoseg.inference.predict import segment
 from blastoseg.instances import Instances
 from blastoseg.model import Model
+from blastoseg.settings import PipelineSettings
 from blastoseg.training.sources import as_model_sees
+from tests.inference.test_predict import Identity, SizeSpy
 
 
 def test_the_window_puts_the_box_at_the_asked_fill_inside_the_frame():
@@ -68,8 +69,8 @@ def test_objects_filling_the_frame_take_one_pass_without_tta():
 def test_training_pairs_are_framed_as_predict_frames_them():
     labels = cluster()
     image = (labels > 0).astype(np.float32)
-    config = {"working_size": 64, "frame_fill": 0.7}
-    seen, inst = as_model_sees(image, Instances.from_label_image(labels), config)
+    settings = PipelineSettings(working_size=64, frame_fill=0.7)
+    seen, inst = as_model_sees(image, Instances.from_label_image(labels), settings)
     assert seen.shape == (64, 64) and len(inst) == 3
     # The discs' 38 px box spans 0.7 of the window: 0.7 x 64 px at the working size.
     y0, x0 = inst.boxes[:, :2].min(0)
@@ -77,7 +78,7 @@ def test_training_pairs_are_framed_as_predict_frames_them():
     assert abs(max(y1 - y0, x1 - x0) - 0.7 * 64) <= 2
     # Jittered (training) windows still hold every object.
     for seed in range(5):
-        _, jittered = as_model_sees(image, Instances.from_label_image(labels), config, np.random.default_rng(seed))
+        _, jittered = as_model_sees(image, Instances.from_label_image(labels), settings, np.random.default_rng(seed))
         assert len(jittered) == 3
 
 
@@ -85,12 +86,12 @@ def test_a_framing_model_trains_on_windows_of_frames_twice_its_working_size():
     from blastoseg.training.sources import SyntheticSource
 
     rng = np.random.default_rng(0)
-    framed = SyntheticSource("embryo", 48).for_model({"working_size": 48, "frame_fill": 0.7})
+    framed = SyntheticSource("embryo", 48).for_model(PipelineSettings(working_size=48, frame_fill=0.7))
     assert framed.frame(rng)[0].shape == (96, 96)
     image, inst = framed.draw(rng)
     assert max(image.shape) == 48 and len(inst) >= 1
     y0, x0 = inst.boxes[:, :2].min(0)
     y1, x1 = inst.boxes[:, 2:].max(0)
     assert max(y1 - y0, x1 - x0) >= 0.3 * 48  # the window's side is the cells' box over the jittered fill
-    plain = SyntheticSource("embryo", 48).for_model({"working_size": 48})
+    plain = SyntheticSource("embryo", 48).for_model(PipelineSettings(working_size=48))
     assert plain.frame(rng)[0].shape == (48, 48)

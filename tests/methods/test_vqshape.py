@@ -11,7 +11,6 @@ from scipy import ndimage
 from torch.nn import functional as F
 
 from blastoseg import checkpoint
-from blastoseg.d4 import FieldLayout
 from blastoseg.inference.predict import _inference_net, segment
 from blastoseg.instances import Instances
 from blastoseg.methods.vqshape.method import METHOD, occlusion_target, paste_masks
@@ -25,6 +24,7 @@ from blastoseg.model import Model, new_model
 from blastoseg.training.augmentation import Augmentation
 from blastoseg.training.sources import SyntheticSource
 from blastoseg.training.train import Budget, TrainOptions, train
+from tests.fakes import FakeDetector
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "blastoseg" / "methods"
 
@@ -143,10 +143,8 @@ def test_paste_masks_lands_exactly_on_the_box() -> None:
 
 
 # ---------------------------------------------------------------------- engine hooks
-class _BlobDetector:
-    """A `detect`-hook method without a network: connected bright blobs, scored by size."""
-
-    name, amodal, tta_merge, layout = "blobs", False, "instances", FieldLayout()
+class _BlobDetector(FakeDetector):
+    """A `Detector` without a network: connected bright blobs, scored by size."""
 
     def detect(self, net: torch.nn.Module, images: torch.Tensor, config: dict) -> list[Instances]:
         out = []
