@@ -37,3 +37,60 @@ def test_every_public_function_has_types():
             if fn.returns is None or any(a.annotation is None for a in args):
                 missing.append(f"{path.relative_to(SRC)}:{fn.lineno} {name}")
     assert missing == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(tree: ast.Module, modules: set[str]) -> set[str]:
+    """The blastoseg modules a module imports, at any depth, outside `if TYPE_CHECKING:` blocks."""
+    found: set[str] = set()
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> None:
+            if "TYPE_CHECKING" in ast.unparse(node.test):
+                return
+            self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            found.update(a.name for a in node.names if a.name in modules)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & modules
+            # `from package import submodule` needs the submodule, not what the package's __init__ adds.
+            found.update(submodules or ({node.module} & modules))
+
+    Visitor().visit(tree)
+    return found
+
+
+def test_no_import_cycles_and_no_private_names_imported():
+    trees = {_module_name(p): ast.parse(p.read_text()) for p in SRC.rglob("*.py")}
+    graph = {name: _imports(tree, set(trees)) - {name} for name, tree in trees.items()}
+    private = [
+        f"{name} imports {node.module}.{alias.name}"
+        for name, tree in trees.items() for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("blastoseg")
+        for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert private == []
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, "import cycle: " + " -> ".join((*path[path.index(name):], name))
+        if name not in done:
+            for dependency in sorted(graph[name]):
+                visit(dependency, (*path, name))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+
+
+def test_only_the_method_base_probes_methods_with_hasattr():
+    probing = [f"{p.relative_to(SRC)}:{node.lineno}" for p in SRC.rglob("*.py") if p.name != "base.py"
+               for node in ast.walk(ast.parse(p.read_text()))
+               if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "hasattr" and "method" in ast.unparse(node.args[0])]
+    assert probing == []

@@ -19,6 +19,7 @@ import torch
 from skimage.transform import resize
 
 from blastoseg import d4
+from blastoseg.catalogue import default_model_name
 from blastoseg.checkpoint import load
 from blastoseg.device import resolve_device
 from blastoseg.inference import framing, object_size
@@ -129,8 +130,11 @@ class Predictor:
         return merge_views(method, self.view_maps(tile), self.config, votes)
 
 
-def _as_model(model: Model | str | os.PathLike, device: str | torch.device) -> Model:
-    return model if isinstance(model, Model) else load(model, device=device)
+def _as_model(model: Model | str | os.PathLike | None, device: str | torch.device) -> Model:
+    """A loaded model; None is the default model every door uses (`catalogue.DEFAULT_MODEL`)."""
+    if isinstance(model, Model):
+        return model
+    return load(default_model_name() if model is None else model, device=device)
 
 
 def _tiling(shape: tuple[int, int], tile: int | None, settings: PipelineSettings) -> tuple[int, int]:
@@ -144,7 +148,7 @@ def _tiling(shape: tuple[int, int], tile: int | None, settings: PipelineSettings
 
 def segment_frames(
     image: np.ndarray,
-    model: Model | str | os.PathLike = "embedseg",
+    model: Model | str | os.PathLike | None = None,
     tta: bool = True,
     tile: int | None = None,
     device: str | torch.device = "auto",
@@ -233,7 +237,7 @@ def segment_frames(
 
 def segment(
     image: np.ndarray,
-    model: Model | str | os.PathLike = "embedseg",
+    model: Model | str | os.PathLike | None = None,
     tta: bool = True,
     tile: int | None = None,
     device: str | torch.device = "auto",

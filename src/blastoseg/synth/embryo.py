@@ -15,7 +15,13 @@ import numpy as np
 from scipy import ndimage
 
 from blastoseg.instances import Instances
-from blastoseg.synth import bodies as geo
+from blastoseg.synth.bodies import (
+    ellipsoid_matrix,
+    project_body,
+    radial_frame,
+    relax,
+    separating_planes,
+)
 from blastoseg.synth.render import Style, render
 from blastoseg.synth.scene import Embryo, Sample, Seed, as_rng
 
@@ -64,7 +70,7 @@ def _divide(emb: Embryo, k: int, rng: np.random.Generator) -> Embryo:
 
 def _settle(emb: Embryo, iters: int = 60) -> Embryo:
     radii = emb.r_cells * emb.vol ** (1 / 3)
-    return replace(emb, pos=geo.relax(emb.pos, radii, emb.r_in, emb.overlap, emb.confine, iters))
+    return replace(emb, pos=relax(emb.pos, radii, emb.r_in, emb.overlap, emb.confine, iters))
 
 
 def _fragment_candidates(rng: np.random.Generator, r_in: float, r_cells: float) -> np.ndarray:
@@ -98,7 +104,7 @@ def _new_embryo(shape: tuple[int, int], n: int, rng: np.random.Generator, diamet
     origin = (shape[0] / 2 + rng.uniform(-room, room), shape[1] / 2 + rng.uniform(-room, room))
     e, a = rng.uniform(0, 0.06), rng.uniform(0, np.pi)
     frame = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    zona_mat = geo.ellipsoid_matrix(r_in * np.array([1 + e, 1 - e, 1]), frame)
+    zona_mat = ellipsoid_matrix(r_in * np.array([1 + e, 1 - e, 1]), frame)
     zona_wig = np.stack([[1.0, 2.0, 3.0], rng.uniform(0, 0.12, 3), rng.uniform(0, 2 * np.pi, 3)], 1)
     r_cells = r_in * rng.uniform(0.8, 0.95)
     vol = [1.0]
@@ -136,16 +142,16 @@ def _bodies(emb: Embryo, shape: tuple[int, int]) -> tuple[list, np.ndarray]:
         room = np.sqrt(max(emb.r_in**2 - ((outer + inner) / 2) ** 2, 0))
         a_t = min(np.sqrt(r**3 / a_r), max(1.05 * room, 0.7 * r))
         axes = np.array([a_r, a_t, a_t]) * emb.jit[k]
-        mats[k] = geo.ellipsoid_matrix(axes, geo.radial_frame(u, emb.spin[k]))
+        mats[k] = ellipsoid_matrix(axes, radial_frame(u, emb.spin[k]))
         bounds[k] = axes.max() * (1 + np.abs(emb.wig[k, :, 1]).sum())
     if n == 1:
         axes = radii[0] * emb.jit[0]
-        mats[0] = geo.ellipsoid_matrix(axes, geo.radial_frame(np.array([0.0, 0.0, 1.0]), emb.spin[0]))
+        mats[0] = ellipsoid_matrix(axes, radial_frame(np.array([0.0, 0.0, 1.0]), emb.spin[0]))
         bounds[0] = axes.max() * (1 + np.abs(emb.wig[0, :, 1]).sum())
-    planes = geo.separating_planes(centers, mats, bounds)
+    planes = separating_planes(centers, mats, bounds)
     out = []
     for k in range(n):
-        body = geo.project_body(centers[k], mats[k], bounds[k], emb.wig[k], planes[k], emb.zona_mat, emb.origin, shape)
+        body = project_body(centers[k], mats[k], bounds[k], emb.wig[k], planes[k], emb.zona_mat, emb.origin, shape)
         out.append(body if body is not None else ((0, 0, 1, 1), np.zeros((1, 1))))
     return out, centers
 
