@@ -6,7 +6,7 @@ embryo's blastomeres reach the network a few pixels across and its hidden ones a
 A model whose pipeline has a `frame_fill` f is shown, instead, the square window around its objects in
 which their bounding box spans the fraction f of the window's side: at inference around
 the objects a first, quick pass found (`predict`), in training around the annotated ones
-(`training_data`), so that both see embryos at one scale. Measurements are in
+(`training.sources`), so that both see embryos at one scale. Measurements are in
 docs/benchmarks.md ("Framing the embryo").
 """
 

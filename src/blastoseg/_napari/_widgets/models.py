@@ -1,4 +1,4 @@
-"""The models the widgets offer: shipped, the user's trained ones, and files opened this session."""
+"""The models the widgets offer: shipped, the user's trained ones, and files opened since napari started."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def on_models_changed(widget: Any, callback: Callable[[], Any]) -> None:
     # psygnal only drops callbacks whose Python object dies; a closed dock widget can
     # outlive its Qt object, and calling into a deleted QComboBox raises.
     widget.native.destroyed.connect(lambda *_: EVENTS.changed.disconnect(callback, missing_ok=True))
-_opened: dict[str, Path] = {}  # checkpoints opened by file this session: label -> path
+_opened: dict[str, Path] = {}  # checkpoints opened by file since napari started: label -> path
 
 
 def available() -> dict[str, Path]:
