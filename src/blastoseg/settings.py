@@ -22,6 +22,9 @@ class PipelineSettings:
     tile_overlap: int = 128  # px between tiles; must exceed the largest object
     # The fraction of the window's side the objects' box spans (`inference.framing`); None: no framing.
     frame_fill: float | None = None
+    # Find the embryo by its zona pellucida first (`inference.localise`), segment the window
+    # around it and keep only the cells inside it (`inference.plausible`).
+    localise_embryo: bool = False
     # {"median": d, "range": [low, high]}: object diameters seen in training (`inference.object_size`).
     object_diameters: dict[str, Any] | None = None
     invert_bright_background: bool = False  # dark objects on a bright field are inverted first

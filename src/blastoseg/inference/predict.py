@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -26,6 +27,8 @@ from blastoseg.inference import framing, object_size
 from blastoseg.inference.merging import agreed, merge_views
 from blastoseg.inference.preprocess import as_frames, model_input, working_shape
 from blastoseg.inference.tiling import plan_tiles, segment_tiled
+from blastoseg.inference.localise import Embryo, find_embryo
+from blastoseg.inference.plausible import plausible_cells
 from blastoseg.instances import Instances
 from blastoseg.methods.base import Detector
 from blastoseg.settings import PipelineSettings, method_tta_settings
@@ -146,7 +149,17 @@ def _tiling(shape: tuple[int, int], tile: int | None, settings: PipelineSettings
     return tile, overlap
 
 
-def segment_frames(
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame gives: its cells, the embryo (zona) they were found in if localised,
+    and its fragments if the model finds them."""
+
+    cells: Instances
+    embryo: Embryo | None = None
+    fragments: Instances | None = None
+
+
+def analyse_frames(
     image: np.ndarray,
     model: Model | str | os.PathLike | None = None,
     tta: bool = True,
@@ -155,11 +168,13 @@ def segment_frames(
     progress: Progress | None = None,
     bf16: bool = False,
     auto_scale: bool = True,
-) -> list[Instances]:
-    """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one Instances per frame.
+) -> list[FrameResult]:
+    """Segment a 2D frame or a (T, H, W) time-lapse, frame by frame: one result per frame.
 
-    A model with a `frame_fill` (embryo models) first finds the objects in a quick pass
-    without TTA, then segments the window around them, where they appear at the scale it
+    A model that localises embryos (`localise_embryo`) first finds the zona pellucida,
+    segments the window around it and keeps the cells inside it. Where no zona is found,
+    or for other models with a `frame_fill`, a quick pass without TTA finds the objects
+    and the window around them is segmented, where they appear at the scale the model
     was trained at (`framing`).
 
     With `auto_scale`, a frame whose objects are far larger than the model's training
@@ -216,23 +231,67 @@ def segment_frames(
         finally:
             predictor.tta = with_tta
         box = framing.objects_box(first, frame.shape)
-        win = None if box is None else framing.window(box, frame.shape, float(fill))
-        if win is None:  # the objects fill the frame already; without TTA the quick pass was the pass
+        found = None if box is None else windowed(frame, box)
+        if found is None:  # the objects fill the frame already; without TTA the quick pass was the pass
             if not tta:
                 total[0] -= passes_at(working)
                 if progress is not None:
                     progress(predictor.views_done, total[0])
             return rescaled(frame, working, None if tta else first)
+        return found
+
+    def windowed(frame: np.ndarray, box: tuple[int, int, int, int]) -> Instances | None:
+        """The frame's instances found in the window in which `box` spans `frame_fill` of
+        the side; None when that window would be nearly the whole frame."""
+        win = framing.window(box, frame.shape, float(fill))
+        if win is None:
+            return None
         y0, x0, y1, x1 = win
         inner = working_shape((y1 - y0, x1 - x0), settings.working_size)
         total[0] += passes_at(inner) - passes_at(working)
         return rescaled(frame[y0:y1, x0:x1], inner).shifted(y0, x0, frame.shape)
 
+    def localised(frame: np.ndarray) -> FrameResult:
+        """Cells in the window around the embryo its zona shows, kept if they can be cells."""
+        embryo = find_embryo(frame)
+        if embryo is None:
+            return FrameResult(plausible_cells(framed(frame) if fill else rescaled(frame, working), None))
+        if fill:
+            total[0] -= passes_at(working, 1)  # the zona replaces the quick pass
+        found = windowed(frame, inside_box(embryo, frame.shape)) if fill else None
+        if found is None:
+            found = rescaled(frame, working)
+        return FrameResult(plausible_cells(found, embryo.inside_mask(frame.shape)), embryo)
+
     results = []
     for frame in frames:
         frame = model_input(frame, settings)
-        results.append(framed(frame) if fill else rescaled(frame, working))
+        if settings.localise_embryo:
+            results.append(localised(frame))
+        else:
+            results.append(FrameResult(framed(frame) if fill else rescaled(frame, working)))
     return results
+
+
+def inside_box(embryo: Embryo, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) around the space inside the zona, clipped to a frame of `shape`."""
+    (cy, cx), r = embryo.centre, embryo.inner_radius
+    y0, x0 = max(int(np.floor(cy - r)), 0), max(int(np.floor(cx - r)), 0)
+    return y0, x0, max(min(int(np.ceil(cy + r)), shape[0]), y0 + 1), max(min(int(np.ceil(cx + r)), shape[1]), x0 + 1)
+
+
+def segment_frames(
+    image: np.ndarray,
+    model: Model | str | os.PathLike | None = None,
+    tta: bool = True,
+    tile: int | None = None,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    bf16: bool = False,
+    auto_scale: bool = True,
+) -> list[Instances]:
+    """The cells of each frame of `analyse_frames`: one Instances per frame."""
+    return [r.cells for r in analyse_frames(image, model, tta, tile, device, progress, bf16, auto_scale)]
 
 
 def segment(
