@@ -6,21 +6,25 @@ debris and cumulus cells. What a segmentation model wants first is the window ho
 the embryo and the space inside its zona, where every blastomere and fragment lies.
 
 The zona is a thick, roughly circular shell around a textured interior (cells) on a
-flat medium. `find_embryo` looks for that signature on a copy of the frame shrunk to
+flat medium. `find_embryo` looks for that signature on a copy of the frame resized to
 `WORK_SIDE` px:
 
 1. edges of a locally contrast-normalised frame (so vignetting does not hide them) vote
    for circle centres along their gradient, both ways, weighted by 1/radius so that a
-   circle's support does not grow with its size (a gradient-directed circular Hough);
-   the accumulator is padded so a cut embryo's centre may lie outside the frame;
+   circle's support does not grow with its size (a gradient-directed circular Hough, one
+   accumulator per band of radii); the accumulator is padded so that a cut embryo's
+   centre may lie outside the frame;
 2. each centre peak is scored over radii by its radial profile: the share of the
-   circumference with a radial edge, times how much more textured the disc is than the
-   annulus just outside it (cells against medium; a well rim or the field stop encloses
-   mostly flat medium), times the presence of a second, concentric edge (the zona's
-   inner boundary);
-3. the best circle is refined at full resolution by a RANSAC circle through the
-   strongest radial edge on each ray, and the inner radius is the strongest
-   concentric edge inside it.
+   circumference with a radial edge (an intensity edge, or grain ending outwards), times
+   how much more textured the disc is than the annulus just outside it (cells against
+   medium; a well rim or the field stop encloses mostly flat medium), times whether no
+   other concentric circle of edges lies just outside (the outer edge is the last one),
+   times the presence of a second, concentric edge inside (the zona's inner boundary);
+3. the best circle is polished to a fraction of a pixel (Nelder-Mead on its mean radial
+   edge), and the inner radius is the strongest concentric boundary inside it, read on
+   full-resolution rays.
+
+Known limits are in the docstring of `find_embryo`.
 """
 
 from __future__ import annotations
@@ -30,25 +34,34 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.optimize import minimize
+from scipy.signal import hilbert
 from skimage.feature import canny, peak_local_max
-from skimage.measure import CircleModel, ransac
 from skimage.transform import resize
 
 WORK_SIDE = 256  # px of the longer side the search runs at: ~10 ms per map, rings still ~5 px thick
 MIN_RADIUS = 0.08  # outer radius bounds, as fractions of the longer side: an embryo
 MAX_RADIUS = 0.55  # 16 % of the frame across up to one cut by the frame edges
 MIN_SCORE = 0.15  # below this no circle looks like a zona: the frame has no embryo
-INNER_RANGE = (0.6, 0.95)  # inner radius / outer radius a human or mouse zona can have
-_N_CANDIDATES = 12
+INNER_RANGE = (
+    0.75,
+    0.95,
+)  # inner / outer radius of a human or mouse zona: 5 to 25 % of the radius thick
+TEXTURE_STEP_WEIGHT = (
+    0.5  # grain ending counts half a sharp edge: debris ends in grain as well
+)
+_N_CANDIDATES = 12  # circle centres scored, over all radius bands
+_N_BANDS = 3
 _N_ANGLES = 128
-_DEBUG = None
 
 
 @dataclass(frozen=True)
 class Embryo:
     """A zona pellucida as two concentric circles, in the coordinates of the frame it was found in."""
 
-    centre: tuple[float, float]  # (y, x) px; may lie outside the frame when the embryo is cut
+    centre: tuple[
+        float, float
+    ]  # (y, x) px; may lie outside the frame when the embryo is cut
     outer_radius: float  # zona outer boundary, px
     inner_radius: float  # boundary of the space inside the zona (perivitelline space and cells), px
     score: float  # 0..1, how zona-like the fit is: edge coverage x texture contrast x inner edge
@@ -71,13 +84,18 @@ class Embryo:
         d = self._distance(shape)
         return (d > self.inner_radius) & (d <= self.outer_radius)
 
-    def box(self, shape: tuple[int, ...], margin: float = 0.1) -> tuple[int, int, int, int]:
+    def box(
+        self, shape: tuple[int, ...], margin: float = 0.1
+    ) -> tuple[int, int, int, int]:
         """(y0, x0, y1, x1), ends exclusive: the square around the zona widened by `margin` of
         its diameter on each side, clipped to the frame (so not square when the embryo is cut)."""
         half = self.outer_radius * (1.0 + 2.0 * margin)
         cy, cx = self.centre
         y0, x0 = max(0, int(np.floor(cy - half))), max(0, int(np.floor(cx - half)))
-        y1, x1 = min(shape[0], int(np.ceil(cy + half)) + 1), min(shape[1], int(np.ceil(cx + half)) + 1)
+        y1, x1 = (
+            min(shape[0], int(np.ceil(cy + half)) + 1),
+            min(shape[1], int(np.ceil(cx + half)) + 1),
+        )
         return y0, x0, max(y0, y1), max(x0, x1)
 
     def is_cut(self, shape: tuple[int, ...]) -> bool:
@@ -85,7 +103,9 @@ class Embryo:
         rest on the visible arc only, and cells beyond the edge cannot be seen."""
         cy, cx = self.centre
         r = self.outer_radius
-        return cy - r < 0 or cx - r < 0 or cy + r > shape[0] - 1 or cx + r > shape[1] - 1
+        return (
+            cy - r < 0 or cx - r < 0 or cy + r > shape[0] - 1 or cx + r > shape[1] - 1
+        )
 
     def measurements(self, pixel_size_um: float | None = None) -> dict[str, float]:
         """Zona outer and inner diameter and thickness, in px and, given the pixel size, in µm."""
@@ -110,26 +130,37 @@ def zona_labels(embryo: Embryo, shape: tuple[int, ...]) -> np.ndarray:
 
 def find_embryo(frame: np.ndarray) -> Embryo | None:
     """The zona pellucida in a 2D grey frame (any dtype, any size; RGB is averaged), or None
-    when nothing in it looks like one (a blank frame, a well without an embryo)."""
+    when nothing in it looks like one (a blank frame, a well without an embryo).
+
+    A circle, not an ellipse. It can lock onto the culture well's inner disc when the zona's
+    outer edge is faint and the embryo sits against the well wall (seen on real EmbryoScope
+    views), and fails on embryos under ~30 px in radius; check `score` and the overlay."""
     grey = _normalised_grey(frame)
     if grey is None:
         return None
     scale = max(grey.shape) / WORK_SIDE
-    small_shape = (max(1, round(grey.shape[0] / scale)), max(1, round(grey.shape[1] / scale)))
+    small_shape = (
+        max(1, round(grey.shape[0] / scale)),
+        max(1, round(grey.shape[1] / scale)),
+    )
     if min(small_shape) < 16:
         return None
-    small = resize(grey, small_shape, order=1, anti_aliasing=scale > 1, preserve_range=True).astype(np.float32)
+    small = resize(
+        grey, small_shape, order=1, anti_aliasing=scale > 1, preserve_range=True
+    ).astype(np.float32)
     maps = _Maps(small)
     best = _best_circle(maps)
     if best is None or best[3] < MIN_SCORE:
         return None
     cy, cx, r, score = best
-    # small-frame pixel centres sit at (i + 0.5) * scale - 0.5 in the full frame
+    cy, cx, r = _refine_circle(maps, cy, cx, r)
+    # shrunk-frame pixel centres sit at (i + 0.5) * scale - 0.5 in the full frame
     centre = ((cy + 0.5) * scale - 0.5, (cx + 0.5) * scale - 0.5)
     radius = r * scale
-    centre, radius = _refine_circle(grey, maps.valid, scale, centre, radius)
     inner = _inner_radius(grey, maps.valid, scale, centre, radius)
-    return Embryo((float(centre[0]), float(centre[1])), float(radius), float(inner), float(score))
+    return Embryo(
+        (float(centre[0]), float(centre[1])), float(radius), float(inner), float(score)
+    )
 
 
 def _normalised_grey(frame: np.ndarray) -> np.ndarray | None:
@@ -156,10 +187,18 @@ class _Maps:
         side = max(small.shape)
         self.shape = small.shape
         coarse = ndi.gaussian_filter(small, 3.0)
-        # Black beyond the field (and the field stop's own edge) is no evidence for or
-        # against an embryo: drop it, with a margin for the stop's blurred edge.
-        black = ndi.binary_opening(coarse < 0.25 * np.percentile(coarse, 90), iterations=3)
-        self.valid = ndi.binary_erosion(~black, iterations=3, border_value=1)
+        # Black beyond the field is no evidence for or against an embryo, nor is the field
+        # stop's blurred edge, a strong circle of its own: drop both (the margin is about
+        # the width of a vignetted fall-off).
+        black = ndi.binary_opening(
+            coarse < 0.25 * np.percentile(coarse, 90), iterations=3
+        )
+        margin = max(3, round(0.03 * side))
+        self.valid = (
+            ~ndi.binary_dilation(black, iterations=margin)
+            if black.any()
+            else np.ones(small.shape, bool)
+        )
         # Dividing by the neighbourhood's brightness keeps Hoffman and DIC edges as strong in
         # vignetted corners as in the centre.
         background = ndi.gaussian_filter(small, 0.06 * side)
@@ -170,35 +209,79 @@ class _Maps:
         magnitude = np.hypot(self.gy, self.gx)
         inside = magnitude[self.valid]
         self.gradient_scale = float(np.percentile(inside, 95)) if inside.size else 0.0
-        self.edges = canny(relative, sigma=1.0, low_threshold=0.75, high_threshold=0.88, use_quantiles=True, mask=self.valid)
+        self.edges = canny(
+            relative,
+            sigma=1.0,
+            low_threshold=0.75,
+            high_threshold=0.88,
+            use_quantiles=True,
+            mask=self.valid,
+        )
         # Texture: the smaller eigenvalue of the local structure tensor. Grain (cytoplasm,
         # cumulus) has gradients in every direction; an edge, however strong (the well rim,
         # the field stop, the zona itself), in one only, and scores low.
         fine = ndi.gaussian_filter(small, 0.8)
         fy, fx = ndi.sobel(fine, 0) / 8.0, ndi.sobel(fine, 1) / 8.0
-        jyy, jxx, jxy = (ndi.gaussian_filter(a, 3.0) for a in (fy * fy, fx * fx, fy * fx))
+        jyy, jxx, jxy = (
+            ndi.gaussian_filter(a, 3.0) for a in (fy * fy, fx * fx, fy * fx)
+        )
         spread = np.sqrt(((jxx - jyy) / 2.0) ** 2 + jxy**2)
         self.texture = np.sqrt(np.maximum((jxx + jyy) / 2.0 - spread, 0.0))
         tex = self.texture[self.valid]
         self.texture_floor = float(np.percentile(tex, 20)) if tex.size else 0.0
-        self.radii = np.arange(max(3, int(MIN_RADIUS * side)), int(MAX_RADIUS * side) + 1)
+        # Where grain ends is a boundary too, often the only one a zona shows against the
+        # medium when its edges are faint; on a log scale, so faint zona grain counts as
+        # much as bright cytoplasm.
+        log_texture = np.log(self.texture + self.texture_floor + 1e-6)
+        smooth_texture = ndi.gaussian_filter(log_texture, 1.0)
+        self.ty = ndi.sobel(smooth_texture, 0) / 8.0
+        self.tx = ndi.sobel(smooth_texture, 1) / 8.0
+        t_inside = np.hypot(self.ty, self.tx)[self.valid]
+        self.texture_gradient_scale = (
+            float(np.percentile(t_inside, 95)) if t_inside.size else 0.0
+        )
+        self.voters = [_voters(self.edges, self.gy, self.gx)]
+        self.radii = np.arange(
+            max(3, int(MIN_RADIUS * side)), int(MAX_RADIUS * side) + 1
+        )
 
 
-def _centre_votes(maps: _Maps, radii: np.ndarray, smooth: float = 1.5) -> tuple[np.ndarray, int]:
-    """Hough accumulator of circle centres (padded by `pad` px on every side), summed over `radii`."""
-    ys, xs = np.nonzero(maps.edges)
-    gy, gx = maps.gy[ys, xs], maps.gx[ys, xs]
-    norm = np.hypot(gy, gx)
+def _voters(edges: np.ndarray, gy: np.ndarray, gx: np.ndarray) -> np.ndarray:
+    """(4, N) rows y, x, unit gradient y, x of the edge pixels."""
+    ys, xs = np.nonzero(edges)
+    vy, vx = gy[ys, xs], gx[ys, xs]
+    norm = np.hypot(vy, vx)
     keep = norm > 0
-    ys, xs, uy, ux = ys[keep], xs[keep], gy[keep] / norm[keep], gx[keep] / norm[keep]
+    return np.stack(
+        [ys[keep], xs[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]]
+    ).astype(np.float32)
+
+
+def _centre_votes(
+    maps: _Maps, radii: np.ndarray, smooth: float = 1.5
+) -> tuple[np.ndarray, int]:
+    """Hough accumulator of circle centres (padded by `pad` px on every side), summed over
+    `radii`; intensity and texture edges vote alike."""
+    ys, xs, uy, ux = np.concatenate(maps.voters, axis=1)
     radii = radii.astype(np.float32)
     pad = int(0.4 * maps.radii[-1])
     h, w = maps.shape[0] + 2 * pad, maps.shape[1] + 2 * pad
     acc = np.zeros(h * w)
     weights = np.broadcast_to(1.0 / radii, (len(ys), len(radii))).ravel()
-    for sign in (1.0, -1.0):  # relief contrast flips an edge's polarity around the circle
-        cy = np.rint(ys[:, None] + pad + sign * uy[:, None] * radii).astype(np.int64).ravel()
-        cx = np.rint(xs[:, None] + pad + sign * ux[:, None] * radii).astype(np.int64).ravel()
+    for sign in (
+        1.0,
+        -1.0,
+    ):  # relief contrast flips an edge's polarity around the circle
+        cy = (
+            np.rint(ys[:, None] + pad + sign * uy[:, None] * radii)
+            .astype(np.int64)
+            .ravel()
+        )
+        cx = (
+            np.rint(xs[:, None] + pad + sign * ux[:, None] * radii)
+            .astype(np.int64)
+            .ravel()
+        )
         ok = (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
         acc += np.bincount(cy[ok] * w + cx[ok], weights[ok], minlength=h * w)
     return ndi.gaussian_filter(acc.reshape(h, w), smooth), pad
@@ -206,32 +289,55 @@ def _centre_votes(maps: _Maps, radii: np.ndarray, smooth: float = 1.5) -> tuple[
 
 def _best_circle(maps: _Maps) -> tuple[float, float, float, float] | None:
     """(cy, cx, r, score) in shrunk-frame px of the most zona-like circle, or None."""
-    if maps.gradient_scale <= 0 or not maps.edges.any():
+    if maps.gradient_scale <= 0 or not maps.edges.any():  # nothing but flat grey
         return None
-    acc, pad = _centre_votes(maps, maps.radii)
-    peaks = peak_local_max(acc, min_distance=4, threshold_rel=0.15, num_peaks=_N_CANDIDATES, exclude_border=False)
+    # Centre peaks per band of radii, so that the many small circles of cells and debris
+    # cannot crowd a larger zona's centre out of the candidates.
+    peaks = []
+    for band in np.array_split(maps.radii, _N_BANDS):
+        acc, pad = _centre_votes(maps, band)
+        for py, px in peak_local_max(
+            acc,
+            min_distance=4,
+            threshold_rel=0.15,
+            num_peaks=_N_CANDIDATES // _N_BANDS,
+            exclude_border=False,
+        ):
+            if all(abs(py - qy) + abs(px - qx) > 2 for qy, qx in peaks):
+                peaks.append((py, px))
     scored = sorted(
-        ((*_score_radii(maps, float(py - pad), float(px - pad)), float(py - pad), float(px - pad)) for py, px in peaks),
+        (
+            (
+                *_score_radii(maps, float(py - pad), float(px - pad)),
+                float(py - pad),
+                float(px - pad),
+            )
+            for py, px in peaks
+        ),
         reverse=True,
     )
     best = None
     # The summed accumulator blurs the zona's two edges and the cells' own centres
-    # together; the leading candidates get their centre again from the votes of edges
-    # near their own radius only.
+    # together; the leading candidates also try the centre that the votes of edges near
+    # their own radius alone give.
     for score, r, cy, cx in scored[:3]:
-        cy, cx = _centre_for_radius(maps, cy, cx, r)
-        score, r = _score_radii(maps, cy, cx)
         if best is None or score > best[3]:
             best = (cy, cx, r, score)
+        ry, rx = _centre_for_radius(maps, cy, cx, r)
+        score, r = _score_radii(maps, ry, rx)
+        if score > best[3]:
+            best = (ry, rx, r, score)
     return best
 
 
-def _centre_for_radius(maps: _Maps, cy: float, cx: float, r: float) -> tuple[float, float]:
+def _centre_for_radius(
+    maps: _Maps, cy: float, cx: float, r: float
+) -> tuple[float, float]:
     """The Hough peak of edges within 8 % of radius `r`, searched within 0.1 r of (cy, cx)."""
     band = np.arange(max(2.0, 0.92 * r), 1.08 * r + 1.0)
     acc, pad = _centre_votes(maps, band, smooth=1.0)
     reach = max(2, int(0.1 * r))
-    y0, x0 = int(round(cy)) + pad - reach, int(round(cx)) + pad - reach
+    y0, x0 = round(cy) + pad - reach, round(cx) + pad - reach
     y0c, x0c = max(y0, 0), max(x0, 0)
     window = acc[y0c : y0 + 2 * reach + 1, x0c : x0 + 2 * reach + 1]
     if window.size == 0 or window.max() <= 0:
@@ -240,7 +346,14 @@ def _centre_for_radius(maps: _Maps, cy: float, cx: float, r: float) -> tuple[flo
     return float(y0c + iy - pad), float(x0c + ix - pad)
 
 
-def _polar(image: np.ndarray, cy: float, cx: float, radii: np.ndarray, angles: np.ndarray, order: int = 1) -> np.ndarray:
+def _polar(
+    image: np.ndarray,
+    cy: float,
+    cx: float,
+    radii: np.ndarray,
+    angles: np.ndarray,
+    order: int = 1,
+) -> np.ndarray:
     """`image` sampled on rays from (cy, cx): (len(radii), len(angles)), 0 outside the frame."""
     yy = cy + radii[:, None] * np.sin(angles)[None, :]
     xx = cx + radii[:, None] * np.cos(angles)[None, :]
@@ -272,9 +385,22 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     rs = np.arange(0.0, 1.5 * maps.radii[-1] + 2.0)
     valid = _polar(maps.valid.astype(np.float32), cy, cx, rs, angles, order=0) > 0.5
     radial = np.abs(
-        _polar(maps.gx, cy, cx, rs, angles) * np.cos(angles) + _polar(maps.gy, cy, cx, rs, angles) * np.sin(angles)
+        _polar(maps.gx, cy, cx, rs, angles) * np.cos(angles)
+        + _polar(maps.gy, cy, cx, rs, angles) * np.sin(angles)
     )
-    edge = ndi.maximum_filter1d(np.minimum(radial / maps.gradient_scale, 1.0), 3, axis=0)  # +-1 px slack
+    edge = np.minimum(radial / maps.gradient_scale, 1.0)
+    if maps.texture_gradient_scale > 0:
+        # signed: only grain ending outwards (textured inside, flat outside) is a zona's edge
+        texture_step = -(
+            _polar(maps.tx, cy, cx, rs, angles) * np.cos(angles)
+            + _polar(maps.ty, cy, cx, rs, angles) * np.sin(angles)
+        )
+        edge = np.maximum(
+            edge,
+            TEXTURE_STEP_WEIGHT
+            * np.clip(texture_step / maps.texture_gradient_scale, 0.0, 1.0),
+        )
+    edge = ndi.maximum_filter1d(edge, 3, axis=0)  # +-1 px slack
     n_valid = valid.sum(1)
     coverage = (edge * valid).sum(1) / np.maximum(n_valid, 1)
     visible = n_valid / len(angles)
@@ -285,9 +411,13 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     texture = np.where(valid, _polar(maps.texture, cy, cx, rs, angles), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ring_texture = np.nanmedian(texture, axis=1)  # median per radius: a debris clump is a few angles
+        ring_texture = np.nanmedian(
+            texture, axis=1
+        )  # median per radius: a debris clump is a few angles
     has = np.isfinite(ring_texture)
-    area = rs * n_valid  # polar samples thin out towards the centre: weigh rings by their area
+    area = (
+        rs * n_valid
+    )  # polar samples thin out towards the centre: weigh rings by their area
     cum_w = np.concatenate([[0.0], np.cumsum(np.where(has, area, 0.0))])
     cum_t = np.concatenate([[0.0], np.cumsum(np.where(has, ring_texture * area, 0.0))])
     cum_full = np.concatenate([[0.0], np.cumsum(rs * len(angles))])
@@ -304,84 +434,133 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     eps = 0.1 * maps.texture_floor + 1e-6
     contrast = np.log((tex_in + eps) / (tex_out + eps))
     textured = 1.0 / (1.0 + np.exp(-(contrast - 0.4) / 0.15))
-    textured = np.where(share_out > 0.05, textured, 0.5)  # a tight crop shows no outside: no evidence
+    textured = np.where(
+        share_out > 0.05, textured, 0.5
+    )  # a tight crop shows no outside: no evidence
 
     # The zona's outer edge is the last concentric one: outside the zona's inner edge, a
     # cell cluster's outline or the well rim's inner edge lies another circle of edges,
-    # outside the outer edge only medium. Angle-averaged coverage, so edges that merely
-    # pass by (debris, the crescent, the field stop) do not count as a ring.
+    # outside the outer edge only medium. A circle of edges is one that more than half the
+    # rays cross at the same radius (the median over rays), so debris, the crescent or the
+    # field stop passing by do not count as one.
     cov_outer = coverage[at_radius]
-    trusted = np.where(visible >= 0.15, coverage, -1.0)  # a handful of rays in a corner is noise
-    beyond = _range_max(trusted, np.rint(radii + np.maximum(3.0, 0.06 * radii)).astype(int), np.rint(1.45 * radii).astype(int) + 1)
-    last = np.where(beyond >= 0, np.clip(1.0 - beyond / np.maximum(cov_outer, 1e-9), 0.0, 1.0), 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(np.where(valid, edge, np.nan), axis=1)
+    trusted = np.where(
+        visible >= 0.15, typical, -1.0
+    )  # a handful of rays in a corner is noise
+    beyond = _range_max(
+        trusted,
+        np.rint(radii + np.maximum(3.0, 0.06 * radii)).astype(int),
+        np.rint(1.35 * radii).astype(int) + 1,
+    )
+    at_edge = typical[at_radius]
+    last = np.where(
+        beyond >= 0, np.clip(1.0 - beyond / np.maximum(at_edge, 1e-9), 0.0, 1.0), 0.5
+    )
 
-    inner_peak = _range_max(coverage, (INNER_RANGE[0] * radii).astype(int), (INNER_RANGE[1] * radii).astype(int) + 1)
+    inner_peak = _range_max(
+        coverage,
+        (INNER_RANGE[0] * radii).astype(int),
+        (INNER_RANGE[1] * radii).astype(int) + 1,
+    )
     ring = np.minimum(inner_peak / np.maximum(cov_outer, 1e-9), 1.0)
     seen = np.minimum(visible[at_radius] / 0.5, 1.0) * (share_in > 0.3)
-    score = cov_outer * textured * (0.3 + 0.7 * last) * (0.5 + 0.5 * ring) * seen
+    score = cov_outer * textured * (0.3 + 0.7 * last) * (0.25 + 0.75 * ring) * seen
     i = int(np.argmax(score))
-    if _DEBUG is not None:
-        _DEBUG.append(dict(tex_in=tex_in, tex_out=tex_out, share_out=share_out, cy=cy, cx=cx, radii=radii, cov=cov_outer, textured=textured, last=last, ring=ring, seen=seen, score=score))
     return float(score[i]), float(radii[i])
 
 
-def _ray_derivative(
-    grey: np.ndarray, valid: np.ndarray, scale: float, centre: tuple[float, float], rs: np.ndarray, angles: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """|d grey / d r| on full-resolution rays, smoothed over about one shrunk pixel, and which
-    samples lie in the illuminated frame."""
+def _refine_circle(
+    maps: _Maps, cy: float, cx: float, r: float
+) -> tuple[float, float, float]:
+    """The circle near (cy, cx, r) with the strongest mean radial edge, to a fraction of a
+    shrunk pixel (the Hough grid's step is a whole one). Only rays whose starting point is in
+    the illuminated frame count, so the fit cannot drift to where there is nothing to see;
+    a fit moving more than 5 % of r is not the same edge any more and is dropped."""
+    angles = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
+    seen = (
+        _polar(maps.valid.astype(np.float32), cy, cx, np.array([r]), angles, order=0)[0]
+        > 0.5
+    )
+    if seen.sum() < 8:
+        return cy, cx, r
+    cos, sin = np.cos(angles[seen]), np.sin(angles[seen])
+
+    def weak(p: np.ndarray) -> float:
+        yy, xx = p[0] + p[2] * sin, p[1] + p[2] * cos
+        gy = ndi.map_coordinates(maps.gy, [yy, xx], order=1, mode="nearest")
+        gx = ndi.map_coordinates(maps.gx, [yy, xx], order=1, mode="nearest")
+        return -float(np.mean(np.abs(gx * cos + gy * sin)))
+
+    start = np.array([cy, cx, r])
+    simplex = np.vstack(
+        [start, start + [1.0, 0, 0], start + [0, 1.0, 0], start + [0, 0, 1.0]]
+    )
+    fit = minimize(
+        weak,
+        start,
+        method="Nelder-Mead",
+        options={
+            "initial_simplex": simplex,
+            "xatol": 0.05,
+            "fatol": 1e-6,
+            "maxiter": 200,
+        },
+    )
+    y, x, rr = fit.x
+    if (
+        np.hypot(y - cy, x - cx) > 0.05 * r
+        or abs(rr - r) > 0.05 * r
+        or fit.fun > weak(start)
+    ):
+        return cy, cx, r
+    return float(y), float(x), float(rr)
+
+
+def _inner_radius(
+    grey: np.ndarray,
+    valid: np.ndarray,
+    scale: float,
+    centre: tuple[float, float],
+    radius: float,
+) -> float:
+    """The strongest boundary concentric with the outer one, inside it: the zona's inner edge.
+
+    Along full-resolution rays, the local energy (band-pass with its Hilbert partner) peaks on
+    a boundary whether it shows as a line (relief contrast, brightfield) or as a step; each ray
+    is normalised first, so a few rays crossing bright cell outlines do not outvote the faint
+    but complete inner ring, which alone is concentric."""
+    n_angles = int(np.clip(2 * np.pi * radius / 4, 90, 720))
+    angles = np.linspace(0.0, 2.0 * np.pi, n_angles, endpoint=False)
+    step = 0.5
+    rs = np.arange(0.45 * radius, radius + 0.5 * step, step)
     cy, cx = centre
     profile = _polar(grey, cy, cx, rs, angles)
-    step = rs[1] - rs[0]
-    derivative = np.abs(ndi.gaussian_filter1d(profile, max(1.0, scale) / step, axis=0, order=1))
     yy = (cy + rs[:, None] * np.sin(angles)) / scale - 0.5 + 0.5 / scale
     xx = (cx + rs[:, None] * np.cos(angles)) / scale - 0.5 + 0.5 / scale
-    inside = ndi.map_coordinates(valid.astype(np.float32), [yy, xx], order=0, mode="constant", cval=0.0) > 0.5
-    return derivative, inside
-
-
-def _refine_circle(
-    grey: np.ndarray, valid: np.ndarray, scale: float, centre: tuple[float, float], radius: float
-) -> tuple[tuple[float, float], float]:
-    """The coarse circle moved onto the strongest radial edge of each full-resolution ray
-    (RANSAC, so cells or debris touching the zona do not pull it); kept as it was when the
-    edge points do not agree on a nearby circle."""
-    n_angles = int(np.clip(2 * np.pi * radius / 4, 90, 720))
-    angles = np.linspace(0.0, 2.0 * np.pi, n_angles, endpoint=False)
-    slack = max(0.07 * radius, 2.0 * scale)  # coarse radii are good to a shrunk pixel or two
-    rs = np.linspace(radius - slack, radius + slack, int(2 * slack / 0.5) + 1)
-    derivative, inside = _ray_derivative(grey, valid, scale, centre, rs, angles)
-    usable = inside.all(0)
-    if usable.sum() < 12:
-        return centre, radius
-    best = derivative.argmax(0)
-    r_edge = rs[best]
-    points = np.column_stack([centre[1] + r_edge * np.cos(angles), centre[0] + r_edge * np.sin(angles)])[usable]
-    model, inliers = ransac(
-        points, CircleModel, min_samples=3, residual_threshold=max(1.5, 0.015 * radius), max_trials=200, rng=0
+    inside = (
+        ndi.map_coordinates(
+            valid.astype(np.float32), [yy, xx], order=0, mode="constant", cval=0.0
+        )
+        > 0.5
     )
-    if model is None or inliers is None or inliers.sum() < 0.3 * len(points):
-        return centre, radius
-    (xc, yc), r = model.center, model.radius
-    if np.hypot(yc - centre[0], xc - centre[1]) > 0.08 * radius or abs(r - radius) > 0.08 * radius:
-        return centre, radius
-    return (float(yc), float(xc)), float(r)
-
-
-def _inner_radius(grey: np.ndarray, valid: np.ndarray, scale: float, centre: tuple[float, float], radius: float) -> float:
-    """The strongest edge concentric with the outer one, inside it: the zona's inner boundary.
-    Each ray is normalised first so that a few rays crossing bright cell edges do not outvote
-    the faint but complete inner ring."""
-    n_angles = int(np.clip(2 * np.pi * radius / 4, 90, 720))
-    angles = np.linspace(0.0, 2.0 * np.pi, n_angles, endpoint=False)
-    rs = np.linspace(INNER_RANGE[0] * radius, INNER_RANGE[1] * radius, 200)
-    derivative, inside = _ray_derivative(grey, valid, scale, centre, rs, angles)
-    usable = inside.all(0)
+    sigma = (
+        max(1.0, 0.8 * scale) / step
+    )  # about one shrunk pixel: finer is JPEG and noise
+    band = ndi.gaussian_filter1d(profile, sigma, axis=0) - ndi.gaussian_filter1d(
+        profile, 2.5 * sigma, axis=0
+    )
+    energy = np.abs(hilbert(band, axis=0))
+    search = (rs >= INNER_RANGE[0] * radius) & (
+        rs <= min(INNER_RANGE[1] * radius, radius - 3.0 * sigma * step)
+    )
+    usable = inside[search].all(0)
     if usable.sum() < 12:
-        usable = inside.any(0)
-    if not usable.any():
+        usable = inside[search].any(0)
+    if not usable.any() or not search.any():
         return float(np.mean(INNER_RANGE) * radius)
-    d = derivative[:, usable]
-    d = d / np.maximum(d.max(0, keepdims=True), 1e-9)
-    profile = d.mean(1)
-    return float(rs[int(np.argmax(profile))])
+    e = energy[search][:, usable]
+    e = e / np.maximum(e.max(0, keepdims=True), 1e-9)
+    return float(rs[search][int(np.argmax(e.mean(1)))])

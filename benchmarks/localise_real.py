@@ -1,0 +1,153 @@
+"""The zona localiser on the real annotated EmbryoScope frames: a check, never a tuning set.
+
+    python benchmarks/localise_real.py                       # prints JSON, one line per frame, then overall
+    python benchmarks/localise_real.py --data DIR --overlays /tmp/localise_overlays
+
+Per frame: whether an embryo was found, its centre and radii, the share of annotated cell
+and fragment pixels inside `inside_mask` (they all lie inside the zona, so ~1.0 is right),
+the share of `inside_mask` they cover (the perivitelline space keeps it below 1), whether
+any annotated pixel lies beyond the outer radius, and seconds per frame. An overlay PNG per
+frame (outer circle red, inner green, annotations blue) is saved for judging by eye.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO / ".." / "shared" / "data" / "cleavage_embryo"
+
+
+def annotated_union(data: Path, name: str, shape: tuple[int, int]) -> np.ndarray:
+    """Bool (H, W): any cell (packed layered labels) or fragment annotated on the frame."""
+    import tifffile
+
+    union = np.zeros(shape, bool)
+    for folder in ("masks", "fragments"):
+        path = data / folder / f"{name}.tif"
+        if path.exists():
+            labels = tifffile.imread(path)
+            union |= (labels > 0).any(0) if labels.ndim == 3 else labels > 0
+    return union
+
+
+def overlay(frame: np.ndarray, embryo, union: np.ndarray) -> np.ndarray:
+    """RGB uint8: the frame, annotation outlines in blue, the fitted circles in red and green."""
+    from skimage.segmentation import find_boundaries
+
+    rgb = np.repeat(frame[..., None], 3, -1).astype(np.uint8)
+    edge = find_boundaries(union)
+    rgb[edge] = (60, 120, 255)
+    if embryo is not None:
+        yy, xx = np.ogrid[: frame.shape[0], : frame.shape[1]]
+        d = np.hypot(yy - embryo.centre[0], xx - embryo.centre[1])
+        for radius, colour in (
+            (embryo.outer_radius, (255, 40, 40)),
+            (embryo.inner_radius, (40, 255, 40)),
+        ):
+            rgb[np.abs(d - radius) < 1.5] = colour
+    return rgb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder with images/, masks/, fragments/",
+    )
+    parser.add_argument(
+        "--overlays",
+        type=Path,
+        default=Path("/tmp/localise_overlays"),
+        help="where overlay PNGs go",
+    )
+    args = parser.parse_args()
+    images = (
+        sorted((args.data / "images").glob("*"))
+        if (args.data / "images").is_dir()
+        else []
+    )
+    if not images:
+        sys.exit(
+            f"no frames in {args.data / 'images'}: pass --data (the cleavage_embryo folder of the shared data)"
+        )
+
+    import imageio.v3 as iio
+
+    from blastoseg.inference.localise import find_embryo
+
+    args.overlays.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in images:
+        frame = iio.imread(path)
+        if frame.ndim == 3:
+            frame = frame[..., :3].mean(-1).astype(np.uint8)
+        find_embryo(frame)  # first call pays for imports and caches
+        t0 = time.perf_counter()
+        embryo = find_embryo(frame)
+        seconds = time.perf_counter() - t0
+        union = annotated_union(args.data, path.stem, frame.shape)
+        row: dict = {
+            "frame": path.stem,
+            "found": embryo is not None,
+            "seconds": round(seconds, 3),
+        }
+        if embryo is not None:
+            inside = embryo.inside_mask(frame.shape)
+            within_outer = inside | embryo.zona_mask(frame.shape)
+            row |= {
+                "centre": [round(v, 1) for v in embryo.centre],
+                "outer_radius": round(embryo.outer_radius, 1),
+                "inner_radius": round(embryo.inner_radius, 1),
+                "score": round(embryo.score, 3),
+                "cut": embryo.is_cut(frame.shape),
+                "annotated_inside": round(
+                    float((union & inside).sum() / max(union.sum(), 1)), 4
+                ),
+                "inside_covered": round(
+                    float((union & inside).sum() / max(inside.sum(), 1)), 4
+                ),
+                "annotated_beyond_outer": bool((union & ~within_outer).any()),
+                "annotated_beyond_outer_fraction": round(
+                    float((union & ~within_outer).sum() / max(union.sum(), 1)), 4
+                ),
+            }
+        rows.append(row)
+        print(json.dumps(row))
+        iio.imwrite(args.overlays / f"{path.stem}.png", overlay(frame, embryo, union))
+    found = [r for r in rows if r["found"]]
+    summary = {
+        "frames": len(rows),
+        "found": len(found),
+        "annotated_inside_mean": round(
+            float(np.mean([r["annotated_inside"] for r in found])), 4
+        )
+        if found
+        else None,
+        "inside_covered_mean": round(
+            float(np.mean([r["inside_covered"] for r in found])), 4
+        )
+        if found
+        else None,
+        "frames_with_annotation_beyond_outer": sum(
+            r["annotated_beyond_outer"] for r in found
+        ),
+        "seconds_mean": round(float(np.mean([r["seconds"] for r in rows])), 3),
+        "seconds_max": round(float(np.max([r["seconds"] for r in rows])), 3),
+        "overlays": str(args.overlays),
+    }
+    print(json.dumps({"overall": summary}))
+
+
+if __name__ == "__main__":
+    main()
