@@ -1,9 +1,9 @@
-"""FCRNet on DSB2018 greyscale nuclei (the split and loader of benchmarks/dsb.py).
+"""FCRNet on DSB2018 greyscale nuclei (the split and training flags of benchmarks.dsb).
 
-    python benchmarks/fcrnet_dsb.py train --minutes 30 [--colours 4] -o models/fcrnet-nuclei.safetensors
-    python benchmarks/fcrnet_dsb.py evaluate -m models/fcrnet-nuclei.safetensors
-    python benchmarks/fcrnet_dsb.py speed -m models/fcrnet-nuclei.safetensors
-    python benchmarks/fcrnet_dsb.py tune -m MODEL --save      # min size and rescaling, held-out, with TTA
+    python -m benchmarks.fcrnet_dsb train --minutes 30 [--colours 4] -o models/fcrnet-nuclei.safetensors
+    python -m benchmarks.fcrnet_dsb evaluate -m models/fcrnet-nuclei.safetensors
+    python -m benchmarks.fcrnet_dsb speed -m models/fcrnet-nuclei.safetensors
+    python -m benchmarks.fcrnet_dsb tune -m MODEL --save      # min size and rescaling, held-out, with TTA
 
 `evaluate` prints JSON per variant (no TTA with the paper's argmax post-processing or the
 affinity one; 8-fold TTA merged by affinity averaging or by instance consensus): Dice2,
@@ -22,16 +22,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dsb import add_train_arguments, load_split, score, split_train  # noqa: E402  (the split, loader and scores of the EmbedSeg benchmark)
+from benchmarks import datasets, runner
+from benchmarks.dsb import add_train_arguments, train_options
+from benchmarks.scoring import dsb_scores, print_report
+from blastoseg.instances import Instances
 
-from blastoseg.instances import Instances  # noqa: E402
+if TYPE_CHECKING:
+    from blastoseg.model import Model
+    from blastoseg.training.train import TrainEvent
 
 VARIANTS = {  # name: (tta, config["tta"])
     "no_tta_argmax": (False, "instances"),
@@ -41,7 +44,7 @@ VARIANTS = {  # name: (tta, config["tta"])
 }
 
 
-def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, device: object) -> Instances:
+def segment_variant(image: np.ndarray, model: Model, tta: bool, mode: str, device: object) -> Instances:
     """`predict.segment` with FCRNet's TTA merge set to `mode` (predict asks `tta_merge_for`)."""
     from blastoseg.inference.predict import segment
 
@@ -49,30 +52,21 @@ def segment_variant(image: np.ndarray, model: object, tta: bool, mode: str, devi
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start
     from blastoseg.inference.preprocess import normalize
-    from blastoseg.model import new_model
-    from blastoseg.training.augmentation import Augmentation
     from blastoseg.training.sources import PairSource
-    from blastoseg.training.train import Budget, TrainOptions, train
 
-    pairs, held = split_train(load_split("train"))
+    pairs, held = datasets.dsb_train_split()
     val = [(normalize(image), truth) for _, image, truth in held[: args.val_images]]
     source = PairSource(pairs)
     config = {"colours": args.colours, "min_size": args.min_size, "tta": args.tta, **json.loads(args.config)}
-    model = fine_tune_start(args.init, device="cpu") if args.init else new_model("fcrnet", config)
-    options = TrainOptions(
-        Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
-        validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
-        description=f"DSB2018 greyscale train split ({len(source.pairs)} train / {len(held)} held out); "
-        f"command: python benchmarks/fcrnet_dsb.py train {' '.join(sys.argv[2:])}",
-    )
+    model = runner.starting_model("fcrnet", config, args.init)
     method = model.method
-    # train.py applies the alpha schedule through `method.on_progress`; here it is only logged.
-    for event in train(model, source, options, args.output, validation=val):
-        if event.step % 20 == 0 or event.validation is not None:
-            alpha = method.on_progress(model.config, event.fraction)["train_alpha"]
-            print(json.dumps({**event.as_dict(), "alpha": alpha}), flush=True)
+
+    def alpha(event: TrainEvent) -> dict:  # train() applies the alpha schedule through `on_progress`; here it is only logged
+        return {"alpha": method.on_progress(model.config, event.fraction)["train_alpha"]}
+
+    options = train_options(args, len(source.pairs), len(held), "fcrnet_dsb")
+    runner.run_training(model, source, options, args.output, validation=val, extra=alpha)
 
 
 def _frame(items: list, side: int) -> np.ndarray:
@@ -82,7 +76,7 @@ def _frame(items: list, side: int) -> np.ndarray:
     return image[:side, :side]
 
 
-def speed(model: object, items: list, device: object, repeats: int) -> dict:
+def speed(model: Model, items: list, device: object, repeats: int) -> dict:
     import torch
 
     from blastoseg.inference.predict import Predictor
@@ -121,15 +115,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     model = load(args.model, device=device)
-    items = load_split("test")[: args.limit]
+    items = datasets.dsb("test")[: args.limit]
     report: dict = {"model": str(args.model), "colours": model.config["colours"], "default_tta": model.config["tta"],
                     "n_images": len(items), "n_objects": int(sum(len(g) for _, _, g in items))}
     for name in args.variants:
         tta, mode = VARIANTS[name]
-        report[name] = score(items, lambda image: segment_variant(image, model, tta, mode, device))
+        report[name] = dsb_scores(items, lambda image, tta=tta, mode=mode: segment_variant(image, model, tta, mode, device))
     if args.repeats:
         report["speed"] = speed(model, items, device, args.repeats)
-    print(json.dumps(report, indent=1))
+    print_report(report)
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
@@ -137,26 +131,23 @@ def cmd_speed(args: argparse.Namespace) -> None:
     from blastoseg.device import resolve_device
 
     device = resolve_device(args.device)
-    print(json.dumps(speed(load(args.model, device=device), load_split("test"), device, args.repeats), indent=1))
+    print_report(speed(load(args.model, device=device), datasets.dsb("test"), device, args.repeats))
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from dsb import held_out
-
     from blastoseg import checkpoint
     from blastoseg.device import resolve_device
-    from blastoseg.inference import object_size
 
     device = resolve_device(args.device)
     model = checkpoint.load(args.model, device=device)
-    sizes = model.config.get(object_size.KEY)
-    items = held_out()
+    sizes = model.pipeline.object_diameters
+    items = datasets.dsb_train_split()[1]
     results = {}
     for min_size in args.min_sizes:
         for shrink in (True, False) if sizes else (False,):
-            config = {**model.config, "min_size": min_size, object_size.KEY: sizes if shrink else None}
-            trial = dataclasses.replace(model, config=config)
-            result = score(items, lambda image: segment_variant(image, trial, True, config["tta"], device))
+            trial = dataclasses.replace(model, config={**model.config, "min_size": min_size},
+                                        pipeline=model.pipeline.replaced(object_diameters=sizes if shrink else None))
+            result = dsb_scores(items, lambda image, trial=trial: segment_variant(image, trial, True, trial.config["tta"], device))
             results[min_size, shrink] = result
             shown = {k: result[k] for k in ("AJI", "PQ", "Dice2", "F1", "mean_AP_0.5_0.9")}
             print(json.dumps({"min_size": min_size, "shrink_large": shrink, **shown}), flush=True)
@@ -164,7 +155,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if args.save:
         model.config["min_size"] = min_size
         if not shrink:
-            model.config.pop(object_size.KEY, None)
+            model.pipeline = model.pipeline.replaced(object_diameters=None)
         checkpoint.save(model, model.path)
     print(json.dumps({"chosen": {"min_size": min_size, "shrink_large": shrink}, "saved": bool(args.save), "held_out_images": len(items)}))
 

@@ -1,15 +1,13 @@
-"""ISBI 2014 overlapping cervical cells (../shared/data/isbi2014_cervical_train45), amodal.
+"""ISBI 2014 overlapping cervical cells (isbi2014_cervical_train45, see benchmarks.datasets), amodal.
 
-    python benchmarks/isbi.py train -m layered --minutes 15 -o runs/layered-isbi.safetensors
-    python benchmarks/isbi.py tune -m runs/layered-isbi.safetensors      # on the 4 validation images
-    python benchmarks/isbi.py evaluate -m runs/layered-isbi.safetensors
-    python benchmarks/isbi.py reference        # perfect visible masks vs the amodal truth
+    python -m benchmarks.isbi train -m layered --minutes 15 -o runs/layered-isbi.safetensors
+    python -m benchmarks.isbi tune -m runs/layered-isbi.safetensors      # on the 4 validation images
+    python -m benchmarks.isbi evaluate -m runs/layered-isbi.safetensors
+    python -m benchmarks.isbi reference        # perfect visible masks vs the amodal truth
 
 The 45 annotated 512 x 512 images: 01-35 train (the last 4 of them held out for
 validation), 36-45 test. Each cell's cytoplasm is one plane of `cyto_masks/NN.tif`, its
-whole (amodal) extent. The cells are translucent and the data has no depth order, yet
-layered targets need one, so a cell's depth is its area rank, the smaller in front: a
-rule the network can learn from the image, unlike the arbitrary order of the planes.
+whole (amodal) extent; a cell's depth is its area rank, the smaller in front.
 `evaluate` prints JSON: amodal mAP (AP_dsb .5:.95), AP_dsb@0.5/0.75, COCO AP/AP50/AP75,
 AJI and the median relative area error of matched cells, with and without TTA.
 """
@@ -18,93 +16,62 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
-import tifffile
+from benchmarks import datasets, runner
+from benchmarks.scoring import print_report, scores, segment_timed
 
-from blastoseg.instances import Instances
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "isbi2014_cervical_train45"
-N_TRAIN, N_VAL = 35, 4  # images 1..35 train, of which the last 4 validate; 36..45 test
 KEYS = ("mAP", "AP_dsb@0.50", "AP_dsb@0.75", "AP", "AP50", "AP75", "AJI", "AR_none", "AR_partial", "AR_heavy",
         "area_error_median")
+TRAIN, VALIDATION = datasets.ISBI_PARTS["train"], datasets.ISBI_PARTS["validation"]
 
 
-def load(indices: range, data: Path = DATA) -> list[tuple[np.ndarray, Instances]]:
-    out = []
-    for i in indices:
-        image = tifffile.imread(data / "images" / f"{i:02d}.tif").astype(np.float32)
-        stack = tifffile.imread(data / "cyto_masks" / f"{i:02d}.tif") > 0
-        areas = stack.reshape(len(stack), -1).sum(1)
-        depth = np.argsort(np.argsort(areas, kind="stable"), kind="stable")  # smaller cells in front
-        out.append((image, Instances.from_mask_stack(stack, depth=depth)))
-    return out
-
-
-def _scores(found: list[Instances], truth: list[Instances]) -> dict:
-    from blastoseg.metrics import evaluate
-
-    result = evaluate(found, truth)
-    return {k: (None if result[k] != result[k] else round(float(result[k]), 4)) for k in KEYS}
+def pairs(part: str) -> list[datasets.Pair]:
+    """(image, truth) pairs of one part of the ISBI images."""
+    return [(image, truth) for _, image, truth in datasets.isbi(part)]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start
     from blastoseg.inference.preprocess import normalize
-    from blastoseg.model import new_model
     from blastoseg.training.augmentation import Augmentation
     from blastoseg.training.sources import PairSource
-    from blastoseg.training.train import Budget, TrainOptions, train
+    from blastoseg.training.train import TrainOptions
 
-    items = load(range(1, N_TRAIN + 1))
-    source = PairSource(items[: N_TRAIN - N_VAL])
-    validation = [(normalize(image), truth) for image, truth in items[N_TRAIN - N_VAL :]]
-    config = json.loads(args.config)
-    model = fine_tune_start(args.init, device="cpu") if args.init else new_model(args.method, config)
+    source = PairSource(pairs("train"))
+    validation = [(normalize(image), truth) for image, truth in pairs("validation")]
+    model = runner.starting_model(args.method, json.loads(args.config), args.init)
     options = TrainOptions(
-        Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr,
-        augmentation=Augmentation(crop=args.crop), validate_every=args.validate_every, device=args.device,
-        description=f"ISBI 2014 cervical cells, images 01-{N_TRAIN - N_VAL} (validation {N_TRAIN - N_VAL + 1}-{N_TRAIN}); "
-        f"command: python benchmarks/isbi.py {' '.join(sys.argv[1:])}",
+        runner.budget(args), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
+        validate_every=args.validate_every, device=args.device,
+        description=f"ISBI 2014 cervical cells, images {TRAIN[0]:02d}-{TRAIN[-1]} (validation {VALIDATION[0]}-{VALIDATION[-1]}); "
+        f"command: {runner.recipe_command('isbi')}",
     )
-    for event in train(model, source, options, args.output, validation=validation):
-        if event.step % 50 == 0 or event.validation is not None:
-            print(json.dumps(event.as_dict()), flush=True)
+    runner.run_training(model, source, options, args.output, validation=validation, every=50)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import load as load_model
-    from blastoseg.inference.predict import segment
+    from blastoseg.checkpoint import load
 
-    items = load(range(N_TRAIN + 1, 46))
+    items = pairs("test")
     truth = [t for _, t in items]
-    model = load_model(args.model, device=args.device)
+    model = load(args.model, device=args.device)
     report: dict = {"model": str(args.model), "method": model.method.name, "n_images": len(items),
                     "n_cells": int(sum(len(t) for t in truth)), "training": model.metadata.get("training")}
     for tta in (False, True):
-        start = time.perf_counter()
-        found = [segment(image, model, tta=tta, device=args.device) for image, _ in items]
-        report["tta" if tta else "no_tta"] = {**_scores(found, truth),
-                                              "seconds_per_image": round((time.perf_counter() - start) / len(items), 3)}
-    print(json.dumps(report, indent=1))
+        found, seconds = segment_timed(model, [image for image, _ in items], tta, args.device)
+        report["tta" if tta else "no_tta"] = {**scores(found, truth, KEYS), "seconds_per_image": seconds}
+    print_report(report)
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
     """The method's post-processing settings, chosen on the 4 validation images (never the test ones)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tuning import tune_thresholds
-
-    items = load(range(N_TRAIN - N_VAL + 1, N_TRAIN + 1))
-    tune_thresholds(args.model, items, True, args.device, f"ISBI 2014 images {N_TRAIN - N_VAL + 1}-{N_TRAIN} (validation)")
+    runner.tune_and_save(args.model, pairs("validation"), True, args.device,
+                         f"ISBI 2014 images {VALIDATION[0]}-{VALIDATION[-1]} (validation)")
 
 
 def cmd_reference(args: argparse.Namespace) -> None:
-    truth = [t for _, t in load(range(N_TRAIN + 1, 46))]
-    print(json.dumps({"reference": "perfect visible masks vs amodal truth", "n_images": len(truth),
-                      "vs_amodal": _scores([t.visible() for t in truth], truth)}, indent=1))
+    truth = [t for _, t in pairs("test")]
+    print_report({"reference": "perfect visible masks vs amodal truth", "n_images": len(truth),
+                  "vs_amodal": scores([t.visible() for t in truth], truth, KEYS)})
 
 
 def main() -> None:
@@ -112,8 +79,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train")
     t.add_argument("-m", "--method", default="layered")
-    t.add_argument("--minutes", type=float, default=15)
-    t.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
+    runner.add_budget_arguments(t, minutes=15)
     t.add_argument("--config", default='{"working_size": 256, "min_size": 64, "tile_overlap": 128}',
                    help="method settings as JSON; the default works on frames shrunk to 256 px")
     t.add_argument("--batch", type=int, default=4)

@@ -1,8 +1,8 @@
 """Seed paper 002's shapes protocol for the `layered` method (Liu et al., Tables 1 and 2).
 
-    python benchmarks/layered_shapes.py --tta          # the committed model, benchmarks/models/layered-shapes.safetensors
-    python benchmarks/layered_shapes.py --minutes 30 --model runs/shapes.safetensors
-    python benchmarks/layered_shapes.py --minutes 0 --tune --tta --model runs/shapes.safetensors
+    python -m benchmarks.layered_shapes --tta          # the committed model, benchmarks/models/layered-shapes.safetensors
+    python -m benchmarks.layered_shapes --minutes 30 --model runs/shapes.safetensors
+    python -m benchmarks.layered_shapes --minutes 0 --tune --tta --model runs/shapes.safetensors
 
 With --minutes > 0, trains a layered model on the endless seed-002 shapes stream
 (`SyntheticSource("shapes")`: 3 classes, 6 instances per class, 256 x 256) and saves it to
@@ -17,98 +17,67 @@ has no class head, so all instances are one class (the paper averages over 3 cla
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
+from benchmarks import datasets, runner
+from benchmarks.scoring import COCO_KEYS, print_report, scores, segment_timed
 from blastoseg.instances import Instances
 
 TEST_SEED = 1_000_000  # test image i is synth_shapes(seed=TEST_SEED + i)
 VALIDATION_SEED = 2_000_000  # the few images watched during training
-PER_CLASS = 6
-
-
-def test_set(n: int) -> list[tuple[np.ndarray, Instances]]:
-    from blastoseg.synth import synth_shapes
-
-    return [(s.image, s.instances) for s in (synth_shapes(PER_CLASS, 256, seed=TEST_SEED + i) for i in range(n))]
-
-
-def scores(preds: list[Instances], gts: list[Instances]) -> dict[str, float | None]:
-    from blastoseg.metrics import coco_ap, occlusion_recall
-
-    out = {**coco_ap(preds, gts), **occlusion_recall(preds, gts)}
-    return {k: None if math.isnan(v) else round(float(v), 4) for k, v in out.items()}
+TUNE_SEED, N_TUNE = VALIDATION_SEED + 1000, 50  # threshold tuning, disjoint from both
 
 
 def upper_bound(gts: list[Instances], layers: tuple[int, ...] = (2, 3, 4)) -> dict[str, dict]:
     from blastoseg.methods.layered.method import clip_to_layers
 
-    return {f"L{n}": scores([clip_to_layers(g, n) for g in gts], gts) for n in layers}
+    return {f"L{n}": scores([clip_to_layers(g, n) for g in gts], gts, COCO_KEYS) for n in layers}
 
 
 def train_model(args: argparse.Namespace) -> None:
-    from blastoseg.checkpoint import fine_tune_start
     from blastoseg.inference.preprocess import normalize
-    from blastoseg.model import new_model
-    from blastoseg.synth import synth_shapes
     from blastoseg.training.augmentation import Augmentation
     from blastoseg.training.sources import SyntheticSource
-    from blastoseg.training.train import Budget, TrainOptions, train
+    from blastoseg.training.train import TrainOptions
 
-    samples = [synth_shapes(PER_CLASS, 256, seed=VALIDATION_SEED + i) for i in range(args.val_images)]
-    validation = [(normalize(s.image), s.instances) for s in samples]
+    validation = [(normalize(s.image), s.instances) for s in datasets.shapes(args.val_images, VALIDATION_SEED)]
     config = {"layers": args.layers, "working_size": args.working_size, "tile_overlap": args.working_size // 4}
-    model = fine_tune_start(args.init, device="cpu") if args.init else new_model("layered", config)
+    model = runner.starting_model("layered", config, args.init)
     # The protocol's shapes have fixed sizes, so no scale augmentation; crops are whole
     # images, which train() shrinks to the working size.
-    augmentation = Augmentation(crop=model.config.get("working_size") or 256, scale_range=(1.0, 1.0))
+    augmentation = Augmentation(crop=model.pipeline.working_size or 256, scale_range=(1.0, 1.0))
     options = TrainOptions(
-        Budget(minutes=args.minutes, clock=args.clock), batch=args.batch, lr=args.lr, augmentation=augmentation,
+        runner.budget(args), batch=args.batch, lr=args.lr, augmentation=augmentation,
         validate_every=args.validate_every, device=args.device,
-        description=f"seed 002 shapes ({PER_CLASS} per class, 256 px); command: python benchmarks/layered_shapes.py {' '.join(sys.argv[1:])}",
+        description=f"seed 002 shapes ({datasets.SHAPES_PER_CLASS} per class, 256 px); command: {runner.recipe_command('layered_shapes')}",
     )
-    for event in train(model, SyntheticSource("shapes", size=256), options, args.model, validation=validation):
-        if event.step % 20 == 0 or event.validation is not None:
-            print(json.dumps(event.as_dict()), file=sys.stderr, flush=True)
+    runner.run_training(model, SyntheticSource("shapes", size=256), options, args.model, validation=validation)
 
 
 def tune(args: argparse.Namespace) -> None:
     """Post-processing thresholds on 50 validation images (seeds disjoint from the test set)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tuning import tune_thresholds
-
-    from blastoseg.synth import synth_shapes
-
-    samples = [synth_shapes(PER_CLASS, 256, seed=VALIDATION_SEED + 1000 + i) for i in range(50)]
-    tune_thresholds(args.model, [(s.image, s.instances) for s in samples], False, args.device,
-                    f"50 shapes images, seeds {VALIDATION_SEED + 1000}..{VALIDATION_SEED + 1049}")
+    samples = datasets.shapes(N_TUNE, TUNE_SEED)
+    runner.tune_and_save(args.model, [(s.image, s.instances) for s in samples], False, args.device,
+                         f"{N_TUNE} shapes images, seeds {TUNE_SEED}..{TUNE_SEED + N_TUNE - 1}")
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    items = test_set(args.n_test)
-    gts = [inst for _, inst in items]
+    samples = datasets.shapes(args.n_test, TEST_SEED)
+    gts = [s.instances for s in samples]
     report: dict = {
-        "protocol": {"n_test": args.n_test, "per_class": PER_CLASS, "classes": 3, "size": 256,
+        "protocol": {"n_test": args.n_test, "per_class": datasets.SHAPES_PER_CLASS, "classes": 3, "size": 256,
                      "test_seeds": f"{TEST_SEED}..{TEST_SEED + args.n_test - 1}", "class_agnostic": True,
                      "n_gt": int(sum(len(g) for g in gts))},
     }
     if Path(args.model).exists():
         from blastoseg.checkpoint import load
-        from blastoseg.inference.predict import segment
 
         model = load(args.model, device=args.device)
-        start = time.perf_counter()
-        preds = [segment(image, model, tta=args.tta, device=args.device) for image, _ in items]
-        seconds = time.perf_counter() - start
+        preds, seconds = segment_timed(model, [s.image for s in samples], args.tta, args.device)
         report["model"] = {"path": str(args.model), "sha256": model.sha256, "config": model.config,
-                           "training": model.metadata.get("training")}
-        report["layered"] = {**scores(preds, gts), "tta": args.tta, "n_pred": int(sum(len(p) for p in preds)),
-                             "seconds_per_image": round(seconds / max(len(items), 1), 3)}
+                           "pipeline": model.pipeline.as_dict(), "training": model.metadata.get("training")}
+        report["layered"] = {**scores(preds, gts, COCO_KEYS), "tta": args.tta, "n_pred": int(sum(len(p) for p in preds)),
+                             "seconds_per_image": seconds}
     else:
         report["layered"] = f"no model at {args.model}: upper bound only"
     report["gt_layers_upper_bound"] = upper_bound(gts)
@@ -117,7 +86,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=0.0, help="training budget; 0 evaluates --model as it is")
+    runner.add_budget_arguments(parser, minutes=0.0, help="training budget; 0 evaluates --model as it is")
     parser.add_argument("--n-test", type=int, default=1000, help="fixed test images (default 1000, as the paper)")
     parser.add_argument("--model", default="benchmarks/models/layered-shapes.safetensors", help="checkpoint to write and/or evaluate")
     parser.add_argument("--layers", type=int, default=3, help="layers of a new model (default 3)")
@@ -126,18 +95,17 @@ def main() -> None:
     parser.add_argument("--init", default=None, help="start training from this checkpoint")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="cpu", help="budget in wall-clock or process CPU minutes")
     parser.add_argument("--validate-every", type=int, default=200)
     parser.add_argument("--val-images", type=int, default=16)
     parser.add_argument("--tta", action="store_true", help="evaluate with 8-fold TTA (8x slower)")
     parser.add_argument("--tune", action="store_true", help="after training, choose the post-processing thresholds on 50 validation images")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    if args.minutes > 0:
+    if args.minutes > 0 or args.steps:
         train_model(args)
     if args.tune:
         tune(args)
-    print(json.dumps(evaluate(args), indent=1))
+    print_report(evaluate(args))
 
 
 if __name__ == "__main__":

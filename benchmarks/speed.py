@@ -1,9 +1,10 @@
 """Latency and memory of segmentation, printed as JSON.
 
-    python benchmarks/speed.py latency -m embedseg-nuclei        # 500x500, with and without TTA
-    python benchmarks/speed.py scale -m embedseg-nuclei          # 512^2 .. 8192^2, tiled, per pixel
+    python -m benchmarks.speed latency -m embedseg-nuclei        # 500x500, with and without TTA
+    python -m benchmarks.speed scale -m embedseg-nuclei          # 512^2 .. 8192^2, tiled, per pixel
 
-Each measurement runs in a fresh subprocess so that its peak RSS is its own.
+Each measurement runs in a fresh subprocess so that its peak RSS is its own. The script
+needs nothing else of `benchmarks`, so `python benchmarks/speed.py ...` runs it too.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def _child(model: str, side: int, tta: bool, repeats: int, tile: int | None, thr
 
 
 def _run(model: str, side: int, tta: bool, repeats: int, tile: int | None = None, threads: int = 2) -> dict:
+    # By file path, not `-m`: the child then runs from any working directory.
     cmd = [sys.executable, __file__, "child", "-m", model, "--side", str(side), "--repeats", str(repeats), "--threads", str(threads)]
     cmd += ["--tta"] if tta else []
     cmd += ["--tile", str(tile)] if tile else []

@@ -1,6 +1,6 @@
 """Seed paper 001's ablation for `vqshape` on synthetic embryos, scored on amodal truth.
 
-    python benchmarks/vqshape_embryo.py --minutes 60 --vq-minutes 5 > runs/vqshape_embryo.json
+    python -m benchmarks.vqshape_embryo --minutes 60 --vq-minutes 5 > runs/vqshape_embryo.json
 
 1. Pre-trains the VQ-VAE once (--vq-minutes of process CPU time) on the ground-truth
    amodal masks of the endless synthetic embryo stream, and reports its reconstruction
@@ -11,9 +11,9 @@
    share the pre-trained VQ-VAE. The full model is saved to models/vqshape.safetensors,
    the others to runs/vqshape-<variant>.safetensors.
 3. Chooses each variant's box NMS, mask NMS and box score thresholds on 50 validation
-   embryos (seed 777, as `embryo.py --tune`), without TTA, by mAP; the grid is reported,
+   embryos (seed 777, as `benchmarks.embryo --tune`), without TTA, by mAP; the grid is reported,
    so the NMS choice for overlapping amodal boxes is measured, and written into the model.
-4. Scores every variant on the fixed 200-image test set of benchmarks/embryo.py (seed
+4. Scores every variant on the fixed 200-image test set of benchmarks.embryo (seed
    2026) without TTA, and with 8-fold TTA the full model (every variant with --tta-all);
    times a 500 x 500 frame with TTA. Prints one JSON object.
 
@@ -29,17 +29,21 @@ import argparse
 import contextlib
 import itertools
 import json
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from embryo import TUNE_SEED, test_set  # noqa: E402
-from tuning import tune_tta  # noqa: E402
+from benchmarks import datasets, runner
+from benchmarks.scoring import print_report, scores, segment_timed
 
+if TYPE_CHECKING:
+    from blastoseg.instances import Instances
+    from blastoseg.synth import Sample
+
+ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "fcn": {"mask_head": "fcn", "refine": False, "occlusion": False},
     "vq": {"mask_head": "vq", "refine": False, "occlusion": False},
@@ -56,22 +60,17 @@ SCORE_KEYS = ("mAP", "AP", "AP50", "AP75", "AR_none", "AR_partial", "AR_heavy", 
 VALIDATION_SEED = 12345  # the images watched during training, as `blastoseg train synthetic:embryo`
 
 
-def log(**fields: object) -> None:
-    print(json.dumps(fields), file=sys.stderr, flush=True)
+def output_path(root: Path, name: str) -> Path:
+    return root / ("models/vqshape.safetensors" if name == FULL else f"runs/vqshape-{name}.safetensors")
 
 
-OUT = {"root": ROOT}  # --root moves models/ and runs/ elsewhere (smoke runs)
-
-
-def output_path(name: str) -> Path:
-    return OUT["root"] / ("models/vqshape.safetensors" if name == FULL else f"runs/vqshape-{name}.safetensors")
-
-
-def _batches(args: argparse.Namespace, working_size: int):  # noqa: ANN202 - endless lists of Instances
+def _batches(args: argparse.Namespace, working_size: int | None) -> Iterator[list[Instances]]:
+    from blastoseg.settings import PipelineSettings
     from blastoseg.training.augmentation import Augmentation, sample_batch
     from blastoseg.training.sources import SyntheticSource
 
-    source, rng = SyntheticSource("embryo", working_size=working_size), np.random.default_rng(args.seed)
+    source = SyntheticSource("embryo", settings=PipelineSettings(working_size=working_size))
+    rng = np.random.default_rng(args.seed)
     return (sample_batch(source, args.batch, Augmentation(crop=args.crop), rng)[1] for _ in itertools.count())
 
 
@@ -83,10 +82,11 @@ def pretrain_vqvae(args: argparse.Namespace) -> tuple[dict, dict]:
 
     model = new_model("vqshape", {**args.config, **VARIANTS["vq"]})
     budget, start = Budget(minutes=args.vq_minutes, clock="cpu"), time.perf_counter()
-    with contextlib.closing(model.method.pretrain(model, _batches(args, model.config["working_size"]), resolve_device(args.device))) as steps:
+    steps = model.method.pretrain(model, _batches(args, model.pipeline.working_size), resolve_device(args.device))
+    with contextlib.closing(steps):
         for step, losses in enumerate(steps, 1):
             if step % 100 == 0:
-                log(stage="vqvae", step=step, **{k: round(v, 4) for k, v in losses.items()})
+                runner.log(stage="vqvae", step=step, **{k: round(v, 4) for k, v in losses.items()})
             if budget.fraction(step, time.perf_counter() - start) >= 1.0:
                 break
     state = {k: v.detach().cpu().clone() for k, v in model.net.vqvae.state_dict().items()}
@@ -97,7 +97,7 @@ def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: 
     from blastoseg.model import new_model
     from blastoseg.training.augmentation import Augmentation
     from blastoseg.training.sources import SyntheticSource
-    from blastoseg.training.train import Budget, TrainOptions, train
+    from blastoseg.training.train import Budget, TrainOptions
 
     model = new_model("vqshape", {**args.config, **VARIANTS[name]})
     if model.net.vqvae is not None:
@@ -109,47 +109,34 @@ def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: 
     options = TrainOptions(
         Budget(minutes=args.minutes, clock="cpu"), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
         validate_every=args.validate_every, seed=args.seed, device=args.device,
-        description=f"synthetic embryos, variant {name}; command: python benchmarks/vqshape_embryo.py {' '.join(sys.argv[1:])}",
+        description=f"synthetic embryos, variant {name}; command: {runner.recipe_command('vqshape_embryo')}",
     )
-    for event in train(model, source, options, output_path(name), validation=validation):
-        if event.step % 50 == 0 or event.validation is not None:
-            log(stage=name, **event.as_dict())
-
-
-def _segment_all(model: object, images: list, tta: bool, device: str) -> list:
-    from blastoseg.inference.predict import segment
-
-    return [segment(image, model, tta=tta, device=device) for image in images]
-
-
-def _scores(found: list, truth: list) -> dict:
-    from blastoseg.metrics import evaluate
-
-    result = evaluate(found, truth)
-    return {k: (None if result[k] != result[k] else round(float(result[k]), 4)) for k in SCORE_KEYS}
+    runner.run_training(model, source, options, output_path(args.root, name), validation=validation, every=50,
+                        fields={"stage": name})
 
 
 def tune(path: Path, args: argparse.Namespace) -> dict:
     """Box NMS x mask NMS x score threshold on the validation embryos, by mAP without TTA,
-    then the score threshold and votes of the TTA consensus (`tuning.tune_tta`); saved into the model."""
+    then the score threshold and votes of the TTA consensus (`training.tune.tune_tta`); saved into the model."""
     from blastoseg import checkpoint
+    from blastoseg.training.tune import tune_tta
 
     model = checkpoint.load(path, device=args.device)
-    model.config.pop("tta_settings", None)  # a re-tune starts from the single-view settings
-    samples = test_set(args.tune_images, TUNE_SEED)
+    model.pipeline = model.pipeline.replaced(tta_settings={})  # a re-tune starts from the single-view settings
+    samples = datasets.synthetic_embryos(args.tune_images, datasets.EMBRYO_TUNE_SEED)
     images, truth = [s.image for s in samples], [s.instances for s in samples]
     grid = {}
     for nms, mask_nms in itertools.product(NMS_GRID, MASK_NMS_GRID):
         model.config.update(box_nms_thresh=nms, mask_nms_thresh=mask_nms, box_score_thresh=min(SCORE_GRID))
-        found = _segment_all(model, images, False, args.device)
+        found, _ = segment_timed(model, images, False, args.device)
         for score in SCORE_GRID:
             # Filtering afterwards equals detecting with that threshold: duplicates are only
             # ever suppressed by higher-scored instances, and the per-image cap keeps the best.
-            grid[f"{nms},{mask_nms},{score}"] = _scores([f[f.scores >= score] for f in found], truth)["mAP"]
+            grid[f"{nms},{mask_nms},{score}"] = scores([f[f.scores >= score] for f in found], truth, ("mAP",))["mAP"]
     best = max(grid, key=lambda k: -1.0 if grid[k] is None else grid[k])
     nms, mask_nms, score = (float(v) for v in best.split(","))
     model.config.update(box_nms_thresh=nms, mask_nms_thresh=mask_nms, box_score_thresh=score)
-    model.metadata["tuning"] = {"images": len(images), "seed": TUNE_SEED, "tta": False, "mAP_by_nms_mask_nms_score": grid}
+    model.metadata["tuning"] = {"images": len(images), "seed": datasets.EMBRYO_TUNE_SEED, "tta": False, "mAP_by_nms_mask_nms_score": grid}
     merged = tune_tta(model, list(zip(images, truth)), args.device)  # then the TTA consensus' own threshold and votes
     checkpoint.save(model, path)
     return {"box_nms_thresh": nms, "mask_nms_thresh": mask_nms, "box_score_thresh": score, "validation_mAP": grid[best],
@@ -172,20 +159,19 @@ def seconds_500px_tta(path: Path, device: str) -> float:
     return round(float(np.median(times)), 3)
 
 
-def evaluate_variant(name: str, args: argparse.Namespace, samples: list) -> dict:
+def evaluate_variant(name: str, args: argparse.Namespace, samples: list[Sample]) -> dict:
     from blastoseg import checkpoint
 
-    path = output_path(name)
+    path = output_path(args.root, name)
     report: dict = {"path": str(path), "size_mb": round(path.stat().st_size / 1e6, 2)}
     report["tuning"] = tune(path, args) if args.tune_images else None
     model = checkpoint.load(path, device=args.device)
     report["training"] = model.metadata.get("training")
     images, truth = [s.image for s in samples], [s.instances for s in samples]
     for tta in (False, True) if (name == FULL or args.tta_all) else (False,):
-        start = time.perf_counter()
-        found = _segment_all(model, images, tta, args.device)
-        report["tta" if tta else "no_tta"] = {**_scores(found, truth), "seconds_per_image": round((time.perf_counter() - start) / len(images), 3)}
-    log(stage="evaluated", variant=name, **{k: v for k, v in report.items() if k not in ("tuning", "training")})
+        found, seconds = segment_timed(model, images, tta, args.device)
+        report["tta" if tta else "no_tta"] = {**scores(found, truth, SCORE_KEYS), "seconds_per_image": seconds}
+    runner.log(stage="evaluated", variant=name, **{k: v for k, v in report.items() if k not in ("tuning", "training")})
     return report
 
 
@@ -208,25 +194,24 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--root", type=Path, default=ROOT, help="folder holding models/ and runs/ (default: the repository)")
     args = parser.parse_args()
-    OUT["root"] = args.root
-    report: dict = {"protocol": {"test": f"benchmarks/embryo.py test_set(): {args.n_test} embryos 256 x 256, seed 2026, amodal truth",
+    report: dict = {"protocol": {"test": f"benchmarks.datasets.synthetic_embryos(): {args.n_test} embryos 256 x 256, seed 2026, amodal truth",
                                  "minutes_cpu_per_variant": args.minutes, "vq_minutes_cpu": args.vq_minutes, "batch": args.batch,
                                  "crop": args.crop, "lr": args.lr, "seed": args.seed, "config": args.config}}
     if not args.skip_train:
         vq_state, vq_meta = pretrain_vqvae(args)
         for name in args.variants:
             train_variant(name, args, vq_state, vq_meta)
-    samples = test_set(args.n_test)
-    if any(VARIANTS[n]["mask_head"] == "vq" for n in args.variants):
+    samples = datasets.synthetic_embryos(args.n_test)
+    vq_names = [n for n in args.variants if VARIANTS[n]["mask_head"] == "vq"]
+    if vq_names:
         from blastoseg import checkpoint
 
-        vq_name = next(n for n in args.variants if VARIANTS[n]["mask_head"] == "vq")
-        model = checkpoint.load(output_path(vq_name), device=args.device)
+        model = checkpoint.load(output_path(args.root, vq_names[0]), device=args.device)
         report["vqvae"] = {**model.metadata.get("vqvae", {}), "test_masks": model.method.codebook_report(model, [s.instances for s in samples])}
     report["variants"] = {name: evaluate_variant(name, args, samples) for name in args.variants}
     if FULL in args.variants:
-        report["seconds_500px_tta"] = seconds_500px_tta(output_path(FULL), args.device)
-    print(json.dumps(report, indent=1))
+        report["seconds_500px_tta"] = seconds_500px_tta(output_path(args.root, FULL), args.device)
+    print_report(report)
 
 
 if __name__ == "__main__":
