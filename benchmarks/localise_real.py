@@ -1,7 +1,7 @@
 """The zona localiser on the real annotated EmbryoScope frames: a check, never a tuning set.
 
-    python benchmarks/localise_real.py                       # prints JSON, one line per frame, then overall
-    python benchmarks/localise_real.py --data DIR --overlays /tmp/localise_overlays
+    python -m benchmarks.localise_real                                   # JSON, one line per frame, then overall
+    python -m benchmarks.localise_real --overlays /tmp/localise_overlays
 
 Per frame: whether an embryo was found, its centre and radii, the share of annotated cell
 and fragment pixels inside `inside_mask` (they all lie inside the zona, so ~1.0 is right),
@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / ".." / "shared" / "data" / "cleavage_embryo"
+from benchmarks.datasets import RealFrame, real_embryos
 
 
-def annotated_union(data: Path, name: str, shape: tuple[int, int]) -> np.ndarray:
-    """Bool (H, W): any cell (packed layered labels) or fragment annotated on the frame."""
-    import tifffile
-
-    union = np.zeros(shape, bool)
-    for folder in ("masks", "fragments"):
-        path = data / folder / f"{name}.tif"
-        if path.exists():
-            labels = tifffile.imread(path)
-            union |= (labels > 0).any(0) if labels.ndim == 3 else labels > 0
-    return union
+def annotated_union(frame: RealFrame) -> np.ndarray:
+    """Bool (H, W): any cell or fragment annotated on the frame."""
+    return (frame.cells.coverage() > 0) | (frame.fragments > 0)
 
 
 def overlay(frame: np.ndarray, embryo, union: np.ndarray) -> np.ndarray:
@@ -60,27 +50,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="folder with images/, masks/, fragments/",
-    )
-    parser.add_argument(
         "--overlays",
         type=Path,
         default=Path("/tmp/localise_overlays"),
         help="where overlay PNGs go",
     )
     args = parser.parse_args()
-    images = (
-        sorted((args.data / "images").glob("*"))
-        if (args.data / "images").is_dir()
-        else []
-    )
-    if not images:
-        sys.exit(
-            f"no frames in {args.data / 'images'}: pass --data (the cleavage_embryo folder of the shared data)"
-        )
+    frames = real_embryos()
 
     import imageio.v3 as iio
 
@@ -88,17 +64,15 @@ def main() -> None:
 
     args.overlays.mkdir(parents=True, exist_ok=True)
     rows = []
-    for path in images:
-        frame = iio.imread(path)
-        if frame.ndim == 3:
-            frame = frame[..., :3].mean(-1).astype(np.uint8)
+    for real in frames:
+        frame = real.image
         find_embryo(frame)  # first call pays for imports and caches
         t0 = time.perf_counter()
         embryo = find_embryo(frame)
         seconds = time.perf_counter() - t0
-        union = annotated_union(args.data, path.stem, frame.shape)
+        union = annotated_union(real)
         row: dict = {
-            "frame": path.stem,
+            "frame": real.name,
             "found": embryo is not None,
             "seconds": round(seconds, 3),
         }
@@ -124,7 +98,7 @@ def main() -> None:
             }
         rows.append(row)
         print(json.dumps(row))
-        iio.imwrite(args.overlays / f"{path.stem}.png", overlay(frame, embryo, union))
+        iio.imwrite(args.overlays / f"{real.name}.png", overlay(frame, embryo, union))
     found = [r for r in rows if r["found"]]
     summary = {
         "frames": len(rows),
