@@ -30,20 +30,29 @@ def segment_file(
     auto_scale: bool = True,
     progress: Progress | None = None,
 ) -> tuple[Path, Path, int]:
-    """Segment one image file; write `<stem>_amodal.tif` and `<stem>_visible.tif`.
-    `progress(done, total)` counts network passes (`segment_frames`)."""
+    """Segment one image file; write `<stem>_amodal.tif` and `<stem>_visible.tif`, and
+    `<stem>_zona.tif` (1 = zona, 2 = the space inside it) for a model that localises
+    embryos. `progress(done, total)` counts network passes (`analyse_frames`)."""
     from blastoseg import __version__, io
     from blastoseg.inference import preprocess
-    from blastoseg.inference.predict import segment_frames
+    from blastoseg.inference.embryo import zona_labels
+    from blastoseg.inference.predict import analyse_frames
 
     frames = preprocess.as_frames(io.read_image(path), notify=lambda m: print(f"blastoseg: {path.name}: {m}", file=sys.stderr))
-    found = segment_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress, auto_scale=auto_scale)
+    results = analyse_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress, auto_scale=auto_scale)
+    found = [r.cells for r in results]
     provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256,
                   "source": str(path), "tta": str(tta), "blastoseg_version": __version__}
     stem = path.name.split(".")[0]
-    amodal = io.write_amodal(out_dir / f"{stem}_amodal.tif", found if len(found) > 1 else found[0], provenance)
+    one = len(found) == 1
+    if any(r.embryo is not None for r in results):
+        shape = frames.shape[1:]
+        zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
+        io.write_labels(out_dir / f"{stem}_zona.tif", zona[0] if one else zona)
     visible = np.stack([f.visible_labels() for f in found]).astype(np.uint16)
-    labels = io.write_labels(out_dir / f"{stem}_visible.tif", visible if len(found) > 1 else visible[0])
+    labels = io.write_labels(out_dir / f"{stem}_visible.tif", visible[0] if one else visible)
+    embryos = [r.embryo.as_dict() if r.embryo else None for r in results]
+    amodal = io.write_amodal(out_dir / f"{stem}_amodal.tif", found[0] if one else found, provenance, embryos)
     return amodal, labels, sum(len(f) for f in found)
 
 
@@ -59,7 +68,8 @@ def measure_files(paths: list[Path], pixel_size: float, frame_interval_h: float 
         frames, provenance = io.read_amodal(path)
         image = provenance.get("source") or path.name.replace("_amodal.tif", "")
         prov = {"image": Path(image).name, "method": provenance.get("method", ""), "model_sha256": provenance.get("model_sha256", "")}
-        results.append(measure_frames(frames, pixel_size=pixel_size, frame_interval_h=frame_interval_h, provenance=prov))
+        results.append(measure_frames(frames, pixel_size=pixel_size, frame_interval_h=frame_interval_h, provenance=prov,
+                                      embryos=io.read_embryos(path) or None))
     if len(results) == 1:
         return results[0]
     cells = pd.concat([r.cells for r in results], ignore_index=True)

@@ -103,6 +103,7 @@ def write_amodal(
     path: str | os.PathLike,
     instances: Instances | Sequence[Instances],
     provenance: Mapping[str, str] | None = None,
+    embryos: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> Path:
     """Write packed layered labels, (L, H, W) for one frame or (T, L, H, W) for a sequence.
 
@@ -130,7 +131,8 @@ def write_amodal(
         "format_version": FORMAT_VERSION,
         "shape": list(data.shape),
         "provenance": {**{str(k): str(v) for k, v in (provenance or {}).items()}, "blastoseg_version": __version__},
-        "frames": [{"scores": f.scores.tolist(), "depth": f.depth.tolist()} for f in frames],
+        "frames": [{"scores": f.scores.tolist(), "depth": f.depth.tolist(), **({"embryo": dict(e)} if e else {})}
+                   for f, e in zip(frames, embryos or [None] * len(frames))],
     }
     axes = "ZYX" if single else "TZYX"
     # zlib (deflate) shrinks label planes ~100x and is read by ImageJ/Fiji and every TIFF library.
@@ -173,6 +175,16 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
         metas = [None] * stack.shape[0]
         provenance = {}
     return [_unpack(planes, meta) for planes, meta in zip(stack, metas)], provenance
+
+
+def read_embryos(path: str | os.PathLike) -> list[dict[str, Any] | None]:
+    """Per frame of an amodal TIFF, the embryo (zona) found in it, as
+    `inference.localise.Embryo.as_dict` stored it; None where none was found or stored."""
+    import tifffile
+
+    with tifffile.TiffFile(Path(path)) as tif:
+        info = _blastoseg_info(tif)
+    return [frame.get("embryo") for frame in info["frames"]] if info else []
 
 
 def _blastoseg_info(tif: Any) -> dict[str, Any] | None:

@@ -162,6 +162,19 @@ def _frame_row(instances: Instances, cells: pd.DataFrame, frame: int) -> dict[st
     }
 
 
+ZONA_COLUMNS = ("zona_outer_diameter", "zona_inner_diameter", "zona_thickness")
+
+
+def zona_columns(embryo: Mapping[str, Any] | None, pixel_size: PixelSize = 1.0) -> dict[str, float]:
+    """A frame's zona measures in px and µm (mean of the two axes' pixel size); NaN without a zona."""
+    um = float(np.mean(_spacing(pixel_size)))
+    if not embryo:
+        return {f"{name}_{unit}": np.nan for name in ZONA_COLUMNS for unit in ("px", "um")}
+    px = {"zona_outer_diameter": 2 * embryo["outer_radius"], "zona_inner_diameter": 2 * embryo["inner_radius"],
+          "zona_thickness": embryo["outer_radius"] - embryo["inner_radius"]}
+    return {**{f"{k}_px": round(float(v), 2) for k, v in px.items()}, **{f"{k}_um": round(float(v) * um, 2) for k, v in px.items()}}
+
+
 def measure_frames(
     frames: Sequence[Instances] | Instances,
     pixel_size: PixelSize = 1.0,
@@ -169,10 +182,13 @@ def measure_frames(
     provenance: Mapping[str, str] | None = None,
     stable: int = 2,
     cell_ids: Sequence[Sequence[int]] | None = None,
+    embryos: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> Measurements:
     """Measure one frame or a time-lapse; `provenance` (image, method, model_sha256) goes into every row.
 
     `cell_ids[t]` numbers the cells of frame t (default 1..n); the frame interval is in hours.
+    `embryos[t]`, the zona found in frame t (`Embryo.as_dict`), adds its outer and inner
+    diameters and thickness to the frame's row, in px and µm.
     """
     from blastoseg import __version__
 
@@ -183,7 +199,7 @@ def measure_frames(
     for t, instances in enumerate(frames):
         cells = measure_instances(instances, pixel_size, frame=t, cell_ids=None if cell_ids is None else cell_ids[t])
         cell_tables.append(cells)
-        frame_rows.append(_frame_row(instances, cells, t))
+        frame_rows.append({**_frame_row(instances, cells, t), **zona_columns(embryos[t] if embryos else None, pixel_size)})
     cells = pd.concat(cell_tables, ignore_index=True) if cell_tables else measure_instances(_ONE_PIXEL)[:0]
     per_frame = pd.DataFrame(frame_rows)
     per_frame["symmetric"] = per_frame["symmetric"].astype(object)  # True / False / None, never numpy bools

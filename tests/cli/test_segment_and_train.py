@@ -37,8 +37,8 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
 
     import blastoseg.inference.predict
 
-    asked, real = [], blastoseg.inference.predict.segment_frames
-    monkeypatch.setattr(blastoseg.inference.predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
+    asked, real = [], blastoseg.inference.predict.analyse_frames
+    monkeypatch.setattr(blastoseg.inference.predict, "analyse_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
     for flags in ([], ["--no-rescale"]):
         assert main(["segment", str(tmp_path / "frame.tif"), "-m", str(model), "--no-tta", *flags, "-o", str(tmp_path / "o2")]) == 0
     assert asked == [True, False]
@@ -75,3 +75,24 @@ def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):
     assert "not a safetensors file" in capsys.readouterr().err
     assert main(["train", "synthetic:embryo", "--steps", "1", "--config", "{oops", "-o", str(tmp_path / "m.safetensors")]) == 2
     assert "JSON" in capsys.readouterr().err
+
+
+def test_a_model_that_localises_embryos_writes_the_zona_and_measures_it(tmp_path, capsys):
+    import pandas as pd
+
+    from blastoseg import checkpoint
+    from blastoseg.model import new_model
+    from blastoseg.synth import synth_embryo
+
+    model = checkpoint.save(new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}, "localise_embryo": True}),
+                            tmp_path / "m.safetensors")
+    io.write_image(tmp_path / "embryo.tif", synth_embryo((256, 256), seed=3).image.astype(np.float32))
+    assert main(["segment", str(tmp_path / "embryo.tif"), "-m", str(model), "--no-tta", "--device", "cpu", "-o", str(tmp_path / "out")]) == 0
+    zona = tifffile.imread(tmp_path / "out" / "embryo_zona.tif")
+    assert zona.shape == (256, 256) and set(np.unique(zona)) == {0, 1, 2}
+    (embryo,) = io.read_embryos(tmp_path / "out" / "embryo_amodal.tif")
+    assert 20 < embryo["inner_radius"] < embryo["outer_radius"] < 200
+    assert main(["measure", str(tmp_path / "out" / "embryo_amodal.tif"), "--pixel-size", "0.5", "-o", str(tmp_path / "m.csv")]) == 0
+    frames = pd.read_csv(tmp_path / "m_frames.csv")
+    assert frames["zona_outer_diameter_px"][0] == round(2 * embryo["outer_radius"], 2)
+    assert frames["zona_thickness_um"][0] == round(0.5 * (embryo["outer_radius"] - embryo["inner_radius"]), 2)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from blastoseg.inference.localise import Embryo, find_embryo, zona_labels
+from blastoseg.inference.embryo import Embryo, zona_labels
+from blastoseg.inference.localise import find_embryo
 
 
 def _noise(

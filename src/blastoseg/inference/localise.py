@@ -30,14 +30,15 @@ Known limits are in the docstring of `find_embryo`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import minimize
-from scipy.signal import hilbert
 from skimage.feature import canny, peak_local_max
 from skimage.transform import resize
+
+from blastoseg.inference.embryo import Embryo
+from blastoseg.inference.radial import inner_radius, polar, range_max
 
 WORK_SIDE = 256  # px of the longer side the search runs at: ~10 ms per map, rings still ~5 px thick
 MIN_RADIUS = 0.08  # outer radius bounds, as fractions of the longer side: an embryo
@@ -47,85 +48,10 @@ INNER_RANGE = (
     0.75,
     0.95,
 )  # inner / outer radius of a human or mouse zona: 5 to 25 % of the radius thick
-TEXTURE_STEP_WEIGHT = (
-    0.5  # grain ending counts half a sharp edge: debris ends in grain as well
-)
+TEXTURE_STEP_WEIGHT = 0.5  # grain ending counts half a sharp edge: debris ends in grain as well
 _N_CANDIDATES = 12  # circle centres scored, over all radius bands
 _N_BANDS = 3
 _N_ANGLES = 128
-
-
-@dataclass(frozen=True)
-class Embryo:
-    """A zona pellucida as two concentric circles, in the coordinates of the frame it was found in."""
-
-    centre: tuple[
-        float, float
-    ]  # (y, x) px; may lie outside the frame when the embryo is cut
-    outer_radius: float  # zona outer boundary, px
-    inner_radius: float  # boundary of the space inside the zona (perivitelline space and cells), px
-    score: float  # 0..1, how zona-like the fit is: edge coverage x texture contrast x inner edge
-
-    @property
-    def zona_thickness(self) -> float:
-        """Outer minus inner radius, px: a clinical measure of its own (zona thinning)."""
-        return self.outer_radius - self.inner_radius
-
-    def _distance(self, shape: tuple[int, ...]) -> np.ndarray:
-        yy, xx = np.ogrid[: shape[0], : shape[1]]
-        return np.hypot(yy - self.centre[0], xx - self.centre[1])
-
-    def inside_mask(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Bool (H, W): the space inside the zona, where every cell and fragment should lie."""
-        return self._distance(shape) <= self.inner_radius
-
-    def zona_mask(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Bool (H, W): the ring between inner and outer radius."""
-        d = self._distance(shape)
-        return (d > self.inner_radius) & (d <= self.outer_radius)
-
-    def box(
-        self, shape: tuple[int, ...], margin: float = 0.1
-    ) -> tuple[int, int, int, int]:
-        """(y0, x0, y1, x1), ends exclusive: the square around the zona widened by `margin` of
-        its diameter on each side, clipped to the frame (so not square when the embryo is cut)."""
-        half = self.outer_radius * (1.0 + 2.0 * margin)
-        cy, cx = self.centre
-        y0, x0 = max(0, int(np.floor(cy - half))), max(0, int(np.floor(cx - half)))
-        y1, x1 = (
-            min(shape[0], int(np.ceil(cy + half)) + 1),
-            min(shape[1], int(np.ceil(cx + half)) + 1),
-        )
-        return y0, x0, max(y0, y1), max(x0, x1)
-
-    def is_cut(self, shape: tuple[int, ...]) -> bool:
-        """Whether the zona's outer circle crosses the frame edge: measurements of a cut embryo
-        rest on the visible arc only, and cells beyond the edge cannot be seen."""
-        cy, cx = self.centre
-        r = self.outer_radius
-        return (
-            cy - r < 0 or cx - r < 0 or cy + r > shape[0] - 1 or cx + r > shape[1] - 1
-        )
-
-    def measurements(self, pixel_size_um: float | None = None) -> dict[str, float]:
-        """Zona outer and inner diameter and thickness, in px and, given the pixel size, in µm."""
-        px = {
-            "zona_outer_diameter_px": 2.0 * self.outer_radius,
-            "zona_inner_diameter_px": 2.0 * self.inner_radius,
-            "zona_thickness_px": self.zona_thickness,
-        }
-        if pixel_size_um is None:
-            return px
-        um = {k[:-3] + "_um": v * pixel_size_um for k, v in px.items()}
-        return {**px, **um}
-
-
-def zona_labels(embryo: Embryo, shape: tuple[int, ...]) -> np.ndarray:
-    """uint8 (H, W) for a labels layer or a TIFF: 1 on the zona ring, 2 inside it, 0 elsewhere."""
-    labels = np.zeros(shape[:2], np.uint8)
-    labels[embryo.zona_mask(shape)] = 1
-    labels[embryo.inside_mask(shape)] = 2
-    return labels
 
 
 def find_embryo(frame: np.ndarray) -> Embryo | None:
@@ -145,9 +71,7 @@ def find_embryo(frame: np.ndarray) -> Embryo | None:
     )
     if min(small_shape) < 16:
         return None
-    small = resize(
-        grey, small_shape, order=1, anti_aliasing=scale > 1, preserve_range=True
-    ).astype(np.float32)
+    small = resize(grey, small_shape, order=1, anti_aliasing=scale > 1, preserve_range=True).astype(np.float32)
     maps = _Maps(small)
     best = _best_circle(maps)
     if best is None or best[3] < MIN_SCORE:
@@ -157,10 +81,8 @@ def find_embryo(frame: np.ndarray) -> Embryo | None:
     # shrunk-frame pixel centres sit at (i + 0.5) * scale - 0.5 in the full frame
     centre = ((cy + 0.5) * scale - 0.5, (cx + 0.5) * scale - 0.5)
     radius = r * scale
-    inner = _inner_radius(grey, maps.valid, scale, centre, radius)
-    return Embryo(
-        (float(centre[0]), float(centre[1])), float(radius), float(inner), float(score)
-    )
+    inner = inner_radius(grey, maps.valid, scale, centre, radius, inner_range=INNER_RANGE)
+    return Embryo((float(centre[0]), float(centre[1])), float(radius), float(inner), float(score))
 
 
 def _normalised_grey(frame: np.ndarray) -> np.ndarray | None:
@@ -190,15 +112,9 @@ class _Maps:
         # Black beyond the field is no evidence for or against an embryo, nor is the field
         # stop's blurred edge, a strong circle of its own: drop both (the margin is about
         # the width of a vignetted fall-off).
-        black = ndi.binary_opening(
-            coarse < 0.25 * np.percentile(coarse, 90), iterations=3
-        )
+        black = ndi.binary_opening(coarse < 0.25 * np.percentile(coarse, 90), iterations=3)
         margin = max(3, round(0.03 * side))
-        self.valid = (
-            ~ndi.binary_dilation(black, iterations=margin)
-            if black.any()
-            else np.ones(small.shape, bool)
-        )
+        self.valid = ~ndi.binary_dilation(black, iterations=margin) if black.any() else np.ones(small.shape, bool)
         # Dividing by the neighbourhood's brightness keeps Hoffman and DIC edges as strong in
         # vignetted corners as in the centre.
         background = ndi.gaussian_filter(small, 0.06 * side)
@@ -222,9 +138,7 @@ class _Maps:
         # the field stop, the zona itself), in one only, and scores low.
         fine = ndi.gaussian_filter(small, 0.8)
         fy, fx = ndi.sobel(fine, 0) / 8.0, ndi.sobel(fine, 1) / 8.0
-        jyy, jxx, jxy = (
-            ndi.gaussian_filter(a, 3.0) for a in (fy * fy, fx * fx, fy * fx)
-        )
+        jyy, jxx, jxy = (ndi.gaussian_filter(a, 3.0) for a in (fy * fy, fx * fx, fy * fx))
         spread = np.sqrt(((jxx - jyy) / 2.0) ** 2 + jxy**2)
         self.texture = np.sqrt(np.maximum((jxx + jyy) / 2.0 - spread, 0.0))
         tex = self.texture[self.valid]
@@ -237,13 +151,9 @@ class _Maps:
         self.ty = ndi.sobel(smooth_texture, 0) / 8.0
         self.tx = ndi.sobel(smooth_texture, 1) / 8.0
         t_inside = np.hypot(self.ty, self.tx)[self.valid]
-        self.texture_gradient_scale = (
-            float(np.percentile(t_inside, 95)) if t_inside.size else 0.0
-        )
+        self.texture_gradient_scale = float(np.percentile(t_inside, 95)) if t_inside.size else 0.0
         self.voters = [_voters(self.edges, self.gy, self.gx)]
-        self.radii = np.arange(
-            max(3, int(MIN_RADIUS * side)), int(MAX_RADIUS * side) + 1
-        )
+        self.radii = np.arange(max(3, int(MIN_RADIUS * side)), int(MAX_RADIUS * side) + 1)
 
 
 def _voters(edges: np.ndarray, gy: np.ndarray, gx: np.ndarray) -> np.ndarray:
@@ -252,14 +162,10 @@ def _voters(edges: np.ndarray, gy: np.ndarray, gx: np.ndarray) -> np.ndarray:
     vy, vx = gy[ys, xs], gx[ys, xs]
     norm = np.hypot(vy, vx)
     keep = norm > 0
-    return np.stack(
-        [ys[keep], xs[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]]
-    ).astype(np.float32)
+    return np.stack([ys[keep], xs[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]]).astype(np.float32)
 
 
-def _centre_votes(
-    maps: _Maps, radii: np.ndarray, smooth: float = 1.5
-) -> tuple[np.ndarray, int]:
+def _centre_votes(maps: _Maps, radii: np.ndarray, smooth: float = 1.5) -> tuple[np.ndarray, int]:
     """Hough accumulator of circle centres (padded by `pad` px on every side), summed over
     `radii`; intensity and texture edges vote alike."""
     ys, xs, uy, ux = np.concatenate(maps.voters, axis=1)
@@ -272,16 +178,8 @@ def _centre_votes(
         1.0,
         -1.0,
     ):  # relief contrast flips an edge's polarity around the circle
-        cy = (
-            np.rint(ys[:, None] + pad + sign * uy[:, None] * radii)
-            .astype(np.int64)
-            .ravel()
-        )
-        cx = (
-            np.rint(xs[:, None] + pad + sign * ux[:, None] * radii)
-            .astype(np.int64)
-            .ravel()
-        )
+        cy = np.rint(ys[:, None] + pad + sign * uy[:, None] * radii).astype(np.int64).ravel()
+        cx = np.rint(xs[:, None] + pad + sign * ux[:, None] * radii).astype(np.int64).ravel()
         ok = (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
         acc += np.bincount(cy[ok] * w + cx[ok], weights[ok], minlength=h * w)
     return ndi.gaussian_filter(acc.reshape(h, w), smooth), pad
@@ -330,9 +228,7 @@ def _best_circle(maps: _Maps) -> tuple[float, float, float, float] | None:
     return best
 
 
-def _centre_for_radius(
-    maps: _Maps, cy: float, cx: float, r: float
-) -> tuple[float, float]:
+def _centre_for_radius(maps: _Maps, cy: float, cx: float, r: float) -> tuple[float, float]:
     """The Hough peak of edges within 8 % of radius `r`, searched within 0.1 r of (cy, cx)."""
     band = np.arange(max(2.0, 0.92 * r), 1.08 * r + 1.0)
     acc, pad = _centre_votes(maps, band, smooth=1.0)
@@ -346,59 +242,21 @@ def _centre_for_radius(
     return float(y0c + iy - pad), float(x0c + ix - pad)
 
 
-def _polar(
-    image: np.ndarray,
-    cy: float,
-    cx: float,
-    radii: np.ndarray,
-    angles: np.ndarray,
-    order: int = 1,
-) -> np.ndarray:
-    """`image` sampled on rays from (cy, cx): (len(radii), len(angles)), 0 outside the frame."""
-    yy = cy + radii[:, None] * np.sin(angles)[None, :]
-    xx = cx + radii[:, None] * np.cos(angles)[None, :]
-    return ndi.map_coordinates(image, [yy, xx], order=order, mode="constant", cval=0.0)
-
-
-def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """max(values[lo[i]:hi[i]]) along axis 0 for every i at once (a sparse table of maxima);
-    an empty range gives the smallest value."""
-    n = len(values)
-    lo = np.clip(lo, 0, n - 1)
-    hi = np.clip(np.maximum(hi, lo + 1), 1, n)
-    levels = [values]
-    while 2 ** len(levels) <= n:
-        prev, half = levels[-1], 2 ** (len(levels) - 1)
-        levels.append(np.maximum(prev[:-half], prev[half:]))
-    k = np.floor(np.log2(hi - lo)).astype(int)
-    out = np.empty((len(lo),) + values.shape[1:], values.dtype)
-    for level in np.unique(k):
-        sel = k == level
-        table = levels[level]
-        out[sel] = np.maximum(table[lo[sel]], table[hi[sel] - 2**level])
-    return out
-
-
 def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     """The most zona-like radius for a centre, and its score (see the module docstring, step 2)."""
     angles = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
     rs = np.arange(0.0, 1.5 * maps.radii[-1] + 2.0)
-    valid = _polar(maps.valid.astype(np.float32), cy, cx, rs, angles, order=0) > 0.5
-    radial = np.abs(
-        _polar(maps.gx, cy, cx, rs, angles) * np.cos(angles)
-        + _polar(maps.gy, cy, cx, rs, angles) * np.sin(angles)
-    )
+    valid = polar(maps.valid.astype(np.float32), cy, cx, rs, angles, order=0) > 0.5
+    radial = np.abs(polar(maps.gx, cy, cx, rs, angles) * np.cos(angles) + polar(maps.gy, cy, cx, rs, angles) * np.sin(angles))
     edge = np.minimum(radial / maps.gradient_scale, 1.0)
     if maps.texture_gradient_scale > 0:
         # signed: only grain ending outwards (textured inside, flat outside) is a zona's edge
         texture_step = -(
-            _polar(maps.tx, cy, cx, rs, angles) * np.cos(angles)
-            + _polar(maps.ty, cy, cx, rs, angles) * np.sin(angles)
+            polar(maps.tx, cy, cx, rs, angles) * np.cos(angles) + polar(maps.ty, cy, cx, rs, angles) * np.sin(angles)
         )
         edge = np.maximum(
             edge,
-            TEXTURE_STEP_WEIGHT
-            * np.clip(texture_step / maps.texture_gradient_scale, 0.0, 1.0),
+            TEXTURE_STEP_WEIGHT * np.clip(texture_step / maps.texture_gradient_scale, 0.0, 1.0),
         )
     edge = ndi.maximum_filter1d(edge, 3, axis=0)  # +-1 px slack
     n_valid = valid.sum(1)
@@ -408,16 +266,12 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     at_radius = maps.radii
 
     # Texture inside against just outside: cells on medium, not medium inside a well rim.
-    texture = np.where(valid, _polar(maps.texture, cy, cx, rs, angles), np.nan)
+    texture = np.where(valid, polar(maps.texture, cy, cx, rs, angles), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ring_texture = np.nanmedian(
-            texture, axis=1
-        )  # median per radius: a debris clump is a few angles
+        ring_texture = np.nanmedian(texture, axis=1)  # median per radius: a debris clump is a few angles
     has = np.isfinite(ring_texture)
-    area = (
-        rs * n_valid
-    )  # polar samples thin out towards the centre: weigh rings by their area
+    area = rs * n_valid  # polar samples thin out towards the centre: weigh rings by their area
     cum_w = np.concatenate([[0.0], np.cumsum(np.where(has, area, 0.0))])
     cum_t = np.concatenate([[0.0], np.cumsum(np.where(has, ring_texture * area, 0.0))])
     cum_full = np.concatenate([[0.0], np.cumsum(rs * len(angles))])
@@ -434,9 +288,7 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     eps = 0.1 * maps.texture_floor + 1e-6
     contrast = np.log((tex_in + eps) / (tex_out + eps))
     textured = 1.0 / (1.0 + np.exp(-(contrast - 0.4) / 0.15))
-    textured = np.where(
-        share_out > 0.05, textured, 0.5
-    )  # a tight crop shows no outside: no evidence
+    textured = np.where(share_out > 0.05, textured, 0.5)  # a tight crop shows no outside: no evidence
 
     # The zona's outer edge is the last concentric one: outside the zona's inner edge, a
     # cell cluster's outline or the well rim's inner edge lies another circle of edges,
@@ -447,20 +299,16 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         typical = np.nanmedian(np.where(valid, edge, np.nan), axis=1)
-    trusted = np.where(
-        visible >= 0.15, typical, -1.0
-    )  # a handful of rays in a corner is noise
-    beyond = _range_max(
+    trusted = np.where(visible >= 0.15, typical, -1.0)  # a handful of rays in a corner is noise
+    beyond = range_max(
         trusted,
         np.rint(radii + np.maximum(3.0, 0.06 * radii)).astype(int),
         np.rint(1.35 * radii).astype(int) + 1,
     )
     at_edge = typical[at_radius]
-    last = np.where(
-        beyond >= 0, np.clip(1.0 - beyond / np.maximum(at_edge, 1e-9), 0.0, 1.0), 0.5
-    )
+    last = np.where(beyond >= 0, np.clip(1.0 - beyond / np.maximum(at_edge, 1e-9), 0.0, 1.0), 0.5)
 
-    inner_peak = _range_max(
+    inner_peak = range_max(
         coverage,
         (INNER_RANGE[0] * radii).astype(int),
         (INNER_RANGE[1] * radii).astype(int) + 1,
@@ -472,18 +320,13 @@ def _score_radii(maps: _Maps, cy: float, cx: float) -> tuple[float, float]:
     return float(score[i]), float(radii[i])
 
 
-def _refine_circle(
-    maps: _Maps, cy: float, cx: float, r: float
-) -> tuple[float, float, float]:
+def _refine_circle(maps: _Maps, cy: float, cx: float, r: float) -> tuple[float, float, float]:
     """The circle near (cy, cx, r) with the strongest mean radial edge, to a fraction of a
     shrunk pixel (the Hough grid's step is a whole one). Only rays whose starting point is in
     the illuminated frame count, so the fit cannot drift to where there is nothing to see;
     a fit moving more than 5 % of r is not the same edge any more and is dropped."""
     angles = np.linspace(0.0, 2.0 * np.pi, _N_ANGLES, endpoint=False)
-    seen = (
-        _polar(maps.valid.astype(np.float32), cy, cx, np.array([r]), angles, order=0)[0]
-        > 0.5
-    )
+    seen = polar(maps.valid.astype(np.float32), cy, cx, np.array([r]), angles, order=0)[0] > 0.5
     if seen.sum() < 8:
         return cy, cx, r
     cos, sin = np.cos(angles[seen]), np.sin(angles[seen])
@@ -495,9 +338,7 @@ def _refine_circle(
         return -float(np.mean(np.abs(gx * cos + gy * sin)))
 
     start = np.array([cy, cx, r])
-    simplex = np.vstack(
-        [start, start + [1.0, 0, 0], start + [0, 1.0, 0], start + [0, 0, 1.0]]
-    )
+    simplex = np.vstack([start, start + [1.0, 0, 0], start + [0, 1.0, 0], start + [0, 0, 1.0]])
     fit = minimize(
         weak,
         start,
@@ -510,57 +351,6 @@ def _refine_circle(
         },
     )
     y, x, rr = fit.x
-    if (
-        np.hypot(y - cy, x - cx) > 0.05 * r
-        or abs(rr - r) > 0.05 * r
-        or fit.fun > weak(start)
-    ):
+    if np.hypot(y - cy, x - cx) > 0.05 * r or abs(rr - r) > 0.05 * r or fit.fun > weak(start):
         return cy, cx, r
     return float(y), float(x), float(rr)
-
-
-def _inner_radius(
-    grey: np.ndarray,
-    valid: np.ndarray,
-    scale: float,
-    centre: tuple[float, float],
-    radius: float,
-) -> float:
-    """The strongest boundary concentric with the outer one, inside it: the zona's inner edge.
-
-    Along full-resolution rays, the local energy (band-pass with its Hilbert partner) peaks on
-    a boundary whether it shows as a line (relief contrast, brightfield) or as a step; each ray
-    is normalised first, so a few rays crossing bright cell outlines do not outvote the faint
-    but complete inner ring, which alone is concentric."""
-    n_angles = int(np.clip(2 * np.pi * radius / 4, 90, 720))
-    angles = np.linspace(0.0, 2.0 * np.pi, n_angles, endpoint=False)
-    step = 0.5
-    rs = np.arange(0.45 * radius, radius + 0.5 * step, step)
-    cy, cx = centre
-    profile = _polar(grey, cy, cx, rs, angles)
-    yy = (cy + rs[:, None] * np.sin(angles)) / scale - 0.5 + 0.5 / scale
-    xx = (cx + rs[:, None] * np.cos(angles)) / scale - 0.5 + 0.5 / scale
-    inside = (
-        ndi.map_coordinates(
-            valid.astype(np.float32), [yy, xx], order=0, mode="constant", cval=0.0
-        )
-        > 0.5
-    )
-    sigma = (
-        max(1.0, 0.8 * scale) / step
-    )  # about one shrunk pixel: finer is JPEG and noise
-    band = ndi.gaussian_filter1d(profile, sigma, axis=0) - ndi.gaussian_filter1d(
-        profile, 2.5 * sigma, axis=0
-    )
-    energy = np.abs(hilbert(band, axis=0))
-    search = (rs >= INNER_RANGE[0] * radius) & (
-        rs <= min(INNER_RANGE[1] * radius, radius - 3.0 * sigma * step)
-    )
-    usable = inside[search].all(0)
-    if usable.sum() < 12:
-        usable = inside[search].any(0)
-    if not usable.any() or not search.any():
-        return float(np.mean(INNER_RANGE) * radius)
-    e = energy[search][:, usable]
-    e = e / np.maximum(e.max(0, keepdims=True), 1e-9)
-    return float(rs[search][int(np.argmax(e.mean(1)))])

@@ -12,7 +12,7 @@ import numpy as np
 
 from blastoseg.instances import Instances
 
-INSIDE = 0.8  # of an instance's area that must lie inside the zona
+INSIDE = 0.5  # of an instance's area that must lie inside the zona: most of it
 HELD = 0.7  # of a smaller instance's area inside a larger one for it to count as held
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,16 +24,17 @@ from blastoseg.catalogue import default_model_name
 from blastoseg.checkpoint import load
 from blastoseg.device import resolve_device
 from blastoseg.inference import framing, object_size
+from blastoseg.inference.embryo import Embryo
+from blastoseg.inference.localise import find_embryo
 from blastoseg.inference.merging import agreed, merge_views
+from blastoseg.inference.plausible import plausible_cells
 from blastoseg.inference.preprocess import as_frames, model_input, working_shape
 from blastoseg.inference.tiling import plan_tiles, segment_tiled
-from blastoseg.inference.localise import Embryo, find_embryo
-from blastoseg.inference.plausible import plausible_cells
 from blastoseg.instances import Instances
 from blastoseg.methods.base import Detector
-from blastoseg.settings import PipelineSettings, method_tta_settings
 from blastoseg.model import Model
 from blastoseg.nets.unet import fuse_batchnorm
+from blastoseg.settings import PipelineSettings, method_tta_settings
 
 Progress = Callable[[int, int], None]
 UNTILED_MAX_PIXELS = 1024 * 1024
@@ -252,16 +253,20 @@ def analyse_frames(
         return rescaled(frame[y0:y1, x0:x1], inner).shifted(y0, x0, frame.shape)
 
     def localised(frame: np.ndarray) -> FrameResult:
-        """Cells in the window around the embryo its zona shows, kept if they can be cells."""
+        """Cells in the window around the embryo, kept if they can be cells. The zona says
+        where the embryo is; what a quick pass finds inside it says how far its cells reach."""
         embryo = find_embryo(frame)
-        if embryo is None:
-            return FrameResult(plausible_cells(framed(frame) if fill else rescaled(frame, working), None))
-        if fill:
-            total[0] -= passes_at(working, 1)  # the zona replaces the quick pass
-        found = windowed(frame, inside_box(embryo, frame.shape)) if fill else None
-        if found is None:
-            found = rescaled(frame, working)
-        return FrameResult(plausible_cells(found, embryo.inside_mask(frame.shape)), embryo)
+        inside = None if embryo is None else embryo.inside_mask(frame.shape)
+        if not fill:
+            return FrameResult(plausible_cells(rescaled(frame, working), inside), embryo)
+        predictor.tta, with_tta = False, predictor.tta
+        try:
+            first = plausible_cells(at_shape(frame, working).resized(frame.shape), inside)
+        finally:
+            predictor.tta = with_tta
+        box = framing.objects_box(first, frame.shape)
+        found = None if box is None else windowed(frame, box)
+        return FrameResult(plausible_cells(rescaled(frame, working) if found is None else found, inside), embryo)
 
     results = []
     for frame in frames:
@@ -271,13 +276,6 @@ def analyse_frames(
         else:
             results.append(FrameResult(framed(frame) if fill else rescaled(frame, working)))
     return results
-
-
-def inside_box(embryo: Embryo, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(y0, x0, y1, x1) around the space inside the zona, clipped to a frame of `shape`."""
-    (cy, cx), r = embryo.centre, embryo.inner_radius
-    y0, x0 = max(int(np.floor(cy - r)), 0), max(int(np.floor(cx - r)), 0)
-    return y0, x0, max(min(int(np.ceil(cy + r)), shape[0]), y0 + 1), max(min(int(np.ceil(cx + r)), shape[1]), x0 + 1)
 
 
 def segment_frames(

@@ -29,8 +29,8 @@ from blastoseg.device import resolve_device
 from blastoseg.inference import object_size
 from blastoseg.instances import Instances
 from blastoseg.model import Model
-from blastoseg.training.augmentation import Augmentation, sample_batch
 from blastoseg.settings import PipelineSettings
+from blastoseg.training.augmentation import Augmentation, sample_batch
 from blastoseg.training.sources import PairSource, SyntheticSource, as_model_sees
 
 

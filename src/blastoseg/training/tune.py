@@ -34,8 +34,8 @@ def tune_thresholds(model: Model, items: Sequence[tuple[np.ndarray, Instances]],
     from blastoseg.device import resolve_device
     from blastoseg.inference import framing
     from blastoseg.inference.predict import Predictor
-    from blastoseg.methods.base import DenseMethod
     from blastoseg.inference.preprocess import model_input
+    from blastoseg.methods.base import DenseMethod
     from blastoseg.metrics import ap_dsb
     from blastoseg.training.sources import to_working_size
 

@@ -28,7 +28,6 @@ from blastoseg.methods.embedseg.medoid import instance_centres
 from blastoseg.nets import build_net, zero_outputs
 
 
-
 def window_max(x: torch.Tensor, size: int) -> torch.Tensor:
     """The maximum of (..., H, W) maps over a centred size x size window (odd size)."""
     r = size // 2
