@@ -20,6 +20,11 @@ from blastoseg.settings import PipelineSettings
 
 Pair = tuple[np.ndarray, Instances]
 
+# Share of synthetic embryos drawn as instruments acquire them (well views, cut and
+# off-centre embryos, text, debris, JPEG, four modalities); the rest are clean crops,
+# which keep the clean look and the full cell counts in view.
+ACQUIRED = 0.75
+
 
 class PairSource:
     """A fixed list of (image, instances) pairs, images normalised once."""
@@ -63,7 +68,8 @@ class SyntheticSource:
             side = self.settings.working_size or self.size
             if self.settings.frame_fill:
                 side = max(self.size, 2 * side)
-            sample = synth.synth_embryo((side, side), seed=rng)
+            acquired = bool(rng.random() < ACQUIRED)
+            sample = synth.synth_embryo((side, side), seed=rng, acquisition=acquired)
         else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
             sample = synth.synth_shapes(size=self.size, seed=rng)
         return normalize(sample.image), sample.instances
