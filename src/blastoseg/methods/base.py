@@ -76,6 +76,19 @@ class Method(ABC):
         stopped. None by default."""
         yield from ()
 
+    # Config keys that change the network's shape: changing one on a trained model builds
+    # the network anew and carries the weights over (`rebuilt`).
+    architecture_keys: ClassVar[tuple[str, ...]] = ()
+
+    def finds_fragments(self, config: Config) -> bool:
+        """Whether the network tells fragments (class FRAGMENT) from cells. Methods that
+        do not are trained on the cells alone."""
+        return False
+
+    def rebuilt(self, net: torch.nn.Module, config: Config) -> torch.nn.Module:
+        """A network for a config whose `architecture_keys` changed, carrying `net`'s weights."""
+        raise ValueError(f"{self.name} cannot change {', '.join(self.architecture_keys) or 'its network'} of a trained model")
+
     def on_progress(self, config: Config, fraction: float) -> Config:
         """The config of the next training step at `fraction` of the budget (a schedule
         over training, e.g. FCRNet's power); the config itself by default."""

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from blastoseg.instances import Instances
+from blastoseg.synth.acquisition import Acquisition
 from blastoseg.synth.bodies import (
     ellipsoid_matrix,
     project_body,
@@ -22,7 +23,6 @@ from blastoseg.synth.bodies import (
     relax,
     separating_planes,
 )
-from blastoseg.synth.acquisition import Acquisition
 from blastoseg.synth.render import Style, render
 from blastoseg.synth.scene import Embryo, Sample, Seed, as_rng
 

@@ -15,7 +15,7 @@ from skimage.transform import resize
 
 from blastoseg.inference import framing
 from blastoseg.inference.preprocess import as_model_wants, normalize, working_shape
-from blastoseg.instances import Instances
+from blastoseg.instances import FRAGMENT, Instances
 from blastoseg.settings import PipelineSettings
 
 Pair = tuple[np.ndarray, Instances]
@@ -70,8 +70,9 @@ class SyntheticSource:
                 side = max(self.size, 2 * side)
             acquired = bool(rng.random() < ACQUIRED)
             sample = synth.synth_embryo((side, side), seed=rng, acquisition=acquired)
-        else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
-            sample = synth.synth_shapes(size=self.size, seed=rng)
+            return normalize(sample.image), with_fragments(sample.instances, sample.fragments)
+        # The shapes protocol fixes the frame and object sizes: draw, then rescale.
+        sample = synth.synth_shapes(size=self.size, seed=rng)
         return normalize(sample.image), sample.instances
 
     def for_model(self, settings: PipelineSettings) -> SyntheticSource:
@@ -80,6 +81,17 @@ class SyntheticSource:
         if not settings.working_size:
             settings = settings.replaced(working_size=self.settings.working_size)
         return SyntheticSource(self.kind, self.size, settings)
+
+
+def with_fragments(cells: Instances, fragments: np.ndarray) -> Instances:
+    """The cells and, as class FRAGMENT behind them, each connected piece of a fragment
+    mask (touching fragments become one)."""
+    from scipy import ndimage
+
+    pieces = Instances.from_label_image(ndimage.label(fragments)[0]) if fragments.any() else Instances.empty(cells.shape)
+    behind = int(cells.depth.max()) + 1 if len(cells) else 0
+    pieces = pieces.with_depth(np.full(len(pieces), behind)).with_class(FRAGMENT)
+    return Instances.concatenate([cells, pieces])
 
 
 def as_model_sees(image: np.ndarray, instances: Instances, settings: PipelineSettings, rng: np.random.Generator | None = None) -> Pair:

@@ -27,7 +27,7 @@ import torch
 from blastoseg import checkpoint, d4
 from blastoseg.device import resolve_device
 from blastoseg.inference import object_size
-from blastoseg.instances import Instances
+from blastoseg.instances import CELL, Instances
 from blastoseg.model import Model
 from blastoseg.settings import PipelineSettings
 from blastoseg.training.augmentation import Augmentation, sample_batch
@@ -127,7 +127,7 @@ def validate(model: Model, pairs: Sequence[tuple[np.ndarray, Instances]], device
     predictor = Predictor(model, tta=False, device=device)
     scores = []
     for image, truth in pairs:
-        found = predictor.segment_tile(image)
+        found, truth = predictor.segment_tile(image).of_class(CELL), truth.of_class(CELL)  # AP of the cells
         scores.append(ap_dsb(found, truth if model.method.amodal else truth.visible(), 0.5))
     model.__dict__.pop("_inference_nets", None)  # the weights change: drop the fused copy
     return float(np.mean(scores)) if scores else float("nan")
@@ -141,10 +141,10 @@ def training_sizes(settings: PipelineSettings, source: PairSource | SyntheticSou
     `object_size`). A fine-tuned model keeps the range it knew and learns the new one: the
     union of both."""
     if isinstance(source, PairSource):
-        sets = [instances for _, instances in source.pairs]
+        sets = [instances.of_class(CELL) for _, instances in source.pairs]
     else:  # a fixed seed: the record does not depend on the training stream
         rng = np.random.default_rng(0)
-        sets = [source.draw(rng)[1] for _ in range(SIZE_SAMPLES)]
+        sets = [source.draw(rng)[1].of_class(CELL) for _ in range(SIZE_SAMPLES)]
     sizes = object_size.training_sizes(sets)
     if settings.object_diameters:
         known = settings.object_diameters["range"]
@@ -199,6 +199,8 @@ def train(
         images, instances = sample_batch(source, options.batch, options.augmentation, rng)
         # A method with a schedule over training (FCRNet's alpha) sees where training is.
         step_config = method.on_progress(config, fraction)
+        if not method.finds_fragments(step_config):  # fragments are not cells: leave them out
+            instances = [inst.of_class(CELL) for inst in instances]
         targets = method.collate([method.targets(inst, step_config) for inst in instances])
         net.train()
         losses = method.training_loss(net, torch.from_numpy(images).to(device), targets, step_config)
