@@ -46,6 +46,9 @@ class Method(ABC):
     # Settings worth choosing anew for the consensus of TTA views; the choice is stored as
     # the pipeline's `tta_settings` (`training.tune.tune_tta`).
     tta_tuning_grid: ClassVar[dict[str, tuple]] = {}
+    # Learning rate for fine-tuning a trained model on a user's few frames: a tenth of a
+    # usual from-scratch rate, so that the first steps do not undo what it knew.
+    finetune_lr: ClassVar[float] = 1e-4
     # Pipeline settings (see `settings.PipelineSettings`) this method's new models start with.
     pipeline_defaults: ClassVar[dict[str, Any]] = {}
 

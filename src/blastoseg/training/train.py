@@ -42,16 +42,18 @@ class TrainEvent:
     elapsed: float  # seconds
     eta: float  # seconds left
     lr: float
-    validation: float | None = None  # AP_dsb@0.5 on the validation pairs, when just measured
+    validation: float | None = None  # AP_dsb@0.5 on the validation pairs (0..1), when just measured
     validation_last: float | None = None  # the same for the last step's weights, when averaging
-    best: float | None = None
+    best: float | None = None  # the best validation so far (0..1); None without validation pairs
     saved: Path | None = None
+    parent: float | None = None  # a fine-tune's parent model on the same validation pairs
 
     def as_dict(self) -> dict[str, float | int | None]:
         """One JSON-ready log line: step, seconds, learning rate, loss terms, validation."""
         return {"step": self.step, "elapsed": round(self.elapsed), "lr": round(self.lr, 6),
                 **{k: round(v, 4) for k, v in self.losses.items()}, "val_ap50": self.validation,
-                **({"val_ap50_last": self.validation_last} if self.validation_last is not None else {}), "best": self.best}
+                **({"val_ap50_last": self.validation_last} if self.validation_last is not None else {}), "best": self.best,
+                **({"parent": self.parent} if self.parent is not None else {})}
 
 
 @dataclass
@@ -162,7 +164,9 @@ def train(
     """Train `model` in place, yielding an event per step; returns the model at the end.
 
     The best checkpoint (by validation, or the last one without validation pairs) is
-    written to `output` after every validation, so stopping early keeps it.
+    written to `output` after every validation, so stopping early keeps it. A fine-tune
+    (a model with a `parent` record) first scores its parent on the validation pairs; the
+    checkpoint records that score and whether the fine-tuned state beats it.
     """
     device = resolve_device(options.device)
     rng = np.random.default_rng(options.seed)
@@ -172,11 +176,11 @@ def train(
     model.pipeline = training_sizes(model.pipeline, source)
     validation = [in_view(*as_model_sees(image, truth, model.pipeline), i) for i, (image, truth) in enumerate(validation)]
     net = model.net.to(device)
+    parent = validate(model, validation, device) if validation and "parent" in model.metadata else None
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
     best: float | None = None
     start = time.perf_counter()
     step, fraction = 0, 0.0
-    history: list[dict[str, float]] = []
     share = min(float(config.get("pretrain_fraction", 0.0)), 0.9)
     if share > 0:  # e.g. a shape prior fitted on the masks before the network
         batches = (sample_batch(source, options.batch, options.augmentation, rng)[1] for _ in itertools.count())
@@ -213,20 +217,21 @@ def train(
         elapsed = time.perf_counter() - start
         fraction = options.budget.fraction(step, elapsed)
         values = {k: float(v.detach()) for k, v in losses.items()}
-        history.append(values)
         event = TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, lr)
+        event.parent = parent
         if step % options.validate_every == 0 or fraction >= 1.0:
-            score = validate(scored, validation, device) if validation else -float(np.mean([h["total"] for h in history[-options.validate_every :]]))
-            event.validation = score if validation else None
+            score = validate(scored, validation, device) if validation else None
+            event.validation = score
             if average and validation:
                 event.validation_last = validate(model, validation, device)
-            if best is None or score >= best:
+            if score is None or best is None or score >= best:  # without validation: the latest
                 best = score
-                model.metadata.update(
-                    training={"description": options.description, "steps": step, "seconds": round(elapsed, 1),
-                              "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
-                              "validation_ap50": score if validation else None, "ema_decay": options.ema_decay},
-                )
+                record = {"description": options.description, "steps": step, "seconds": round(elapsed, 1),
+                          "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
+                          "validation_ap50": score, "ema_decay": options.ema_decay}
+                if parent is not None:
+                    record |= {"parent_validation_ap50": round(parent, 4), "beats_parent": bool(score > parent)}
+                model.metadata.update(training=record)
                 event.saved = checkpoint.save(scored, output)
             event.best = best
         yield event
