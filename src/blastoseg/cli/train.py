@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     init = str(output) if args.resume else args.init
     if args.resume and not output.exists():
         raise FileNotFoundError(f"--resume needs an existing checkpoint at {output}")
-    source, validation, per_epoch = _training_source(args.dataset, args.crop)
+    source, validation, per_epoch = _training_source(args.dataset, args.crop or 256)
     if args.epochs is not None:
         budget = Budget(steps=max(1, math.ceil(args.epochs * per_epoch * args.crops_per_image / args.batch)))
     elif args.steps is not None:
@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     elif validation is None:
         validation = _synthetic_validation(source, model.pipeline)
     lr = args.lr if args.lr is not None else (model.method.finetune_lr if init and not args.resume else 1e-3)
-    options = TrainOptions(budget, batch=args.batch, lr=lr, augmentation=Augmentation(crop=args.crop),
+    crop = args.crop or model.pipeline.working_size or 256  # whole working frames where they are small
+    options = TrainOptions(budget, batch=args.batch, lr=lr, augmentation=Augmentation(crop=crop),
                            validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
                            description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")
     meter = bar(100, f"train {model.method.name}", "%")
@@ -127,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="method settings as JSON, e.g. '{\"offset_scale\": 128}'")
     p.add_argument("--resume", action="store_true", help="continue training the checkpoint at -o")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=256, help="training crop side in pixels (default 256)")
+    p.add_argument("--crop", type=int, default=None, help="training crop side in pixels (default: the model's working size, else 256)")
     p.add_argument("--crops-per-image", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 1e-3, or the method's fine-tuning rate with --init)")
