@@ -115,6 +115,9 @@ def train_variant(name: str, args: argparse.Namespace, vq_state: dict, vq_meta: 
                         fields={"stage": name})
 
 
+ACQUIRED_TUNE_SEED = 778  # synthetic acquisitions for threshold tuning, apart from their test set (2027)
+
+
 def tune(path: Path, args: argparse.Namespace) -> dict:
     """Box NMS x mask NMS x score threshold on the validation embryos, by mAP without TTA,
     then the score threshold and votes of the TTA consensus (`training.tune.tune_tta`); saved into the model."""
@@ -124,6 +127,8 @@ def tune(path: Path, args: argparse.Namespace) -> dict:
     model = checkpoint.load(path, device=args.device)
     model.pipeline = model.pipeline.replaced(tta_settings={})  # a re-tune starts from the single-view settings
     samples = datasets.synthetic_embryos(args.tune_images, datasets.EMBRYO_TUNE_SEED)
+    if args.tune_acquired:  # and synthetic acquisitions, apart from their test set
+        samples += datasets.synthetic_embryos(args.tune_acquired, ACQUIRED_TUNE_SEED, size=320, acquired=True)
     images, truth = [s.image for s in samples], [s.instances for s in samples]
     grid = {}
     for nms, mask_nms in itertools.product(NMS_GRID, MASK_NMS_GRID):
@@ -136,7 +141,8 @@ def tune(path: Path, args: argparse.Namespace) -> dict:
     best = max(grid, key=lambda k: -1.0 if grid[k] is None else grid[k])
     nms, mask_nms, score = (float(v) for v in best.split(","))
     model.config.update(box_nms_thresh=nms, mask_nms_thresh=mask_nms, box_score_thresh=score)
-    model.metadata["tuning"] = {"images": len(images), "seed": datasets.EMBRYO_TUNE_SEED, "tta": False, "mAP_by_nms_mask_nms_score": grid}
+    model.metadata["tuning"] = {"images": len(images), "seed": datasets.EMBRYO_TUNE_SEED, "acquired": args.tune_acquired,
+                                "acquired_seed": ACQUIRED_TUNE_SEED, "tta": False, "mAP_by_nms_mask_nms_score": grid}
     merged = tune_tta(model, list(zip(images, truth)), args.device)  # then the TTA consensus' own threshold and votes
     checkpoint.save(model, path)
     return {"box_nms_thresh": nms, "mask_nms_thresh": mask_nms, "box_score_thresh": score, "validation_mAP": grid[best],
@@ -188,6 +194,8 @@ def main() -> None:
     parser.add_argument("--validate-every", type=int, default=200)
     parser.add_argument("--val-images", type=int, default=16)
     parser.add_argument("--tune-images", type=int, default=50, help="validation embryos for the threshold choice (0: keep defaults)")
+    parser.add_argument("--tune-acquired", type=int, default=0,
+                        help=f"synthetic acquisitions (320 px, seed {ACQUIRED_TUNE_SEED}) added to the threshold choice")
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--tta-all", action="store_true", help="score every variant with TTA too (default: the full model only)")
     parser.add_argument("--skip-train", action="store_true", help="score the saved models only")
