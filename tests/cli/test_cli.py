@@ -146,3 +146,21 @@ def test_measure_command_matches_the_ground_truth_areas(tmp_path, capsys):
     assert sorted(cells["area_px"]) == sorted(sample.instances.areas().tolist())
     assert np.allclose(sorted(cells["area_um2"]), sorted(sample.instances.areas() * 0.25))
     assert main(["measure", str(tmp_path / "nope_amodal.tif"), "-o", str(tmp_path / "t.csv")]) == 2
+
+
+def test_info_lists_every_model_and_names_the_unreadable_ones(capsys, monkeypatch, tmp_path):
+    from blastoseg import checkpoint
+    from blastoseg.model import new_model
+
+    monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path))
+    models = tmp_path / "models"
+    models.mkdir()
+    checkpoint.save(new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}}), models / "good.safetensors")
+    (models / "junk.safetensors").write_bytes(b"\x00" * 40)
+    (models / "x.safetensors").mkdir()
+    assert main(["info"]) == 0
+    captured = capsys.readouterr()
+    lines = {line.split()[0]: line for line in captured.out.splitlines() if line.startswith("  ")}
+    assert "embedseg" in lines["good"] and "unreadable" not in lines["good"]
+    assert "unreadable" in lines["junk"] and "is a folder" in lines["x"]
+    assert "2 of the models above cannot be read" in captured.err and "Traceback" not in captured.err
