@@ -80,9 +80,16 @@ def test_registry_lists_user_models(tmp_path, monkeypatch):
 def test_devices():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device(" CPU ") == torch.device("cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
-            resolve_device("cuda")
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(ValueError, match="no CUDA"):
+                resolve_device(name)
+    for name, hint in (("gpu", "an NVIDIA GPU is 'cuda'"), ("tpu", "use auto, cpu"), ("cuda:x", "use auto"), ("", "use auto")):
+        with pytest.raises(ValueError, match=hint):
+            resolve_device(name)
+    with pytest.raises(ValueError, match="a device is one of"):
+        resolve_device(3)
 
 
 def test_saved_checkpoints_are_readable_by_others(tmp_path):
