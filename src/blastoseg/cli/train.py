@@ -40,29 +40,62 @@ def _synthetic_validation(source: SyntheticSource, settings: PipelineSettings) -
     return [source.for_model(settings).frame(rng) for _ in range(16)]
 
 
-def run(args: argparse.Namespace) -> int:
-    from blastoseg.checkpoint import fine_tune_start, load
-    from blastoseg.model import new_model
-    from blastoseg.training.augmentation import Augmentation
-    from blastoseg.training.train import Budget, TrainOptions, train
-
+def _check_output(args: argparse.Namespace) -> Path:
+    """The checkpoint to write: a .safetensors file name, and an existing one only with
+    --resume (continue it) or --overwrite (replace it)."""
     output = Path(args.output)
     if output.suffix != ".safetensors":
         raise ValueError(f"the output must be a .safetensors file; got {output.name}")
-    init = str(output) if args.resume else args.init
-    if args.resume and not output.exists():
-        raise FileNotFoundError(f"--resume needs an existing checkpoint at {output}")
-    source, validation, per_epoch = _training_source(args.dataset, args.crop)
-    if args.epochs is not None:
-        budget = Budget(steps=max(1, math.ceil(args.epochs * per_epoch * args.crops_per_image / args.batch)))
-    elif args.steps is not None:
-        budget = Budget(steps=args.steps)
-    else:
-        budget = Budget(minutes=args.minutes, clock=args.clock)
+    if output.is_dir():
+        raise IsADirectoryError(f"-o {output} is a folder; give the model file to write, e.g. {output / 'model.safetensors'}")
+    if args.resume:
+        if not output.is_file():
+            raise FileNotFoundError(f"--resume needs an existing checkpoint at {output}")
+        if args.init:
+            raise ValueError("--resume continues the model at -o; drop --init, or write the fine-tuned model to a new -o")
+    elif output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} exists; pass --resume to continue training it, --overwrite to replace it, "
+                              "or choose another -o")
+    return output
+
+
+def _overrides(text: str | None) -> dict:
     try:
-        overrides = json.loads(args.config) if args.config else {}
+        overrides = json.loads(text) if text else {}
     except json.JSONDecodeError as error:
         raise ValueError(f"--config must be a JSON object, e.g. '{{\"offset_scale\": 128}}' ({error})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config must be a JSON object of settings, e.g. '{{\"offset_scale\": 128}}'; got {text}")
+    return overrides
+
+
+def _budget(args: argparse.Namespace, per_epoch: int):  # noqa: ANN202
+    from blastoseg.training.train import Budget
+
+    if args.epochs is not None:
+        if not args.epochs > 0 or not math.isfinite(args.epochs):
+            raise ValueError(f"--epochs must be a positive number; got {args.epochs}")
+        return Budget(steps=max(1, math.ceil(args.epochs * per_epoch * args.crops_per_image / args.batch)))
+    if args.steps is not None:
+        return Budget(steps=args.steps)
+    return Budget(minutes=args.minutes, clock=args.clock)
+
+
+def run(args: argparse.Namespace) -> int:
+    from blastoseg.checkpoint import fine_tune_start, load
+    from blastoseg.device import resolve_device
+    from blastoseg.model import new_model
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.train import TrainOptions, train
+
+    output = _check_output(args)
+    overrides = _overrides(args.config)
+    resolve_device(args.device)  # an unusable device is refused before the data are read
+    init = str(output) if args.resume else args.init
+    source, validation, per_epoch = _training_source(args.dataset, args.crop)
+    options = TrainOptions(_budget(args, per_epoch), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
+                           validate_every=args.validate_every, device=args.device, ema_decay=args.ema, keep_better=args.resume,
+                           description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")
     if args.resume:  # the same model, trained on: its own records stay
         model = load(init, device="cpu")
     elif init:
@@ -75,17 +108,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{init} is a {model.method.name} model, not {args.method}; drop -m or pick another model")
     if validation is None:
         validation = _synthetic_validation(source, model.pipeline)
-    options = TrainOptions(budget, batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
-                           validate_every=args.validate_every, device=args.device, ema_decay=args.ema,
-                           description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")
     meter = bar(1000, f"train {model.method.name}", "‰")
-    best = None
-    for event in train(model, source, options, output, validation=validation):
-        meter.update(int(event.fraction * 1000) - meter.n)
-        best = event.best if event.best is not None else best
-        meter.set_postfix(loss=f"{event.losses['total']:.3f}", val_ap50=best, refresh=False)
-    meter.close()
-    print(f"saved {output} ({model.method.name}, best validation AP50 {best})")
+    best, saved = None, None
+    try:
+        for event in train(model, source, options, output, validation=validation):
+            meter.update(int(event.fraction * 1000) - meter.n)
+            best = event.best if event.best is not None else best
+            saved = event.saved or saved
+            meter.set_postfix(loss=f"{event.losses['total']:.3f}", val_ap50=best, refresh=False)
+    finally:
+        meter.close()
+    if saved is None:
+        print(f"kept {output}: no step validated better than its starting weights (validation AP50 {best})")
+    elif validation:
+        print(f"saved {output} ({model.method.name}, best validation AP50 {best})")
+    else:
+        print(f"saved {output} ({model.method.name}, no validation images: the last weights, mean loss {-best:.4g})")
     return 0
 
 
@@ -103,7 +141,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="count --minutes on the wall clock or as the process's CPU time (fair on a shared machine)")
     p.add_argument("--init", default=None, help="fine-tune this model (name or path) instead of starting from scratch")
     p.add_argument("--config", default=None, help="method settings as JSON, e.g. '{\"offset_scale\": 128}'")
-    p.add_argument("--resume", action="store_true", help="continue training the checkpoint at -o")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue training the checkpoint at -o; it is replaced only by a model that validates better")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing -o with a new model")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256, help="training crop side in pixels (default 256)")
     p.add_argument("--crops-per-image", type=int, default=8, help=argparse.SUPPRESS)
