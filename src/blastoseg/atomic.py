@@ -4,8 +4,8 @@ Every file blastoseg writes goes first to a hidden temporary beside it,
 `.<stem>.<pid>-<hex>.tmp<suffix>`, renamed over the real name when complete, so a
 crash, Ctrl-C or full disk never leaves a half-written result under the real name.
 A process killed outright (SIGKILL, power cut) cannot remove its temporary: readers
-skip such names (`is_temporary`) and the next write in that folder removes those whose
-writer is gone (`remove_leftovers`).
+skip such names (`is_temporary`) and a later process's first write in that folder
+removes those whose writer is gone (`remove_leftovers`).
 
 Imports nothing heavy, so the model catalogue can use it without numpy or torch.
 """
@@ -29,6 +29,9 @@ _TEMPORARY = re.compile(r"^\..+?[.-](?:(?P<pid>\d+)-)?[0-9a-zA-Z_]{8,12}\.tmp(?:
 STALE_SECONDS = 24 * 3600
 
 _live: set[str] = set()  # this process's temporaries being written (threads share a process)
+# Folders already cleared by this process: its own failed writes remove their temporaries,
+# so one pass per folder suffices, and a batch writing thousands of files scans once.
+_cleared: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -66,6 +69,8 @@ def remove_leftovers(folder: Path) -> list[Path]:
         return removed
     now = time.time()
     for entry in entries:
+        if not entry.name.startswith(".") or ".tmp" not in entry.name:  # cheap: most names are results
+            continue
         match = _TEMPORARY.match(entry.name)
         if not match or not entry.is_file(follow_symlinks=False):
             continue
@@ -94,7 +99,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
-    remove_leftovers(path.parent)
+    folder = str(path.parent.resolve())
+    if folder not in _cleared:
+        remove_leftovers(path.parent)
+        with _lock:
+            _cleared.add(folder)
     # A fresh unique name rather than mkstemp: mkstemp's 0600 mode would survive the rename.
     tmp = temporary_for(path)
     with _lock:

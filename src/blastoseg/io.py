@@ -9,9 +9,11 @@ provenance travel as JSON in the ImageJ "Info" field, so Fiji opens the file as 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +49,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         shape = iio.improps(path).shape
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     limits.check_pixels(shape, path.name)
     try:
         return np.asarray(iio.imread(path))
     except Exception as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    """A corrupt or foreign file: the library's own words are often cryptic ('list index out of range')."""
+    detail = " ".join(str(error).split()) or error.__class__.__name__
+    return ValueError(f"cannot read {path}: it is damaged or not a {path.suffix.lstrip('.').upper()} file ({detail})")
 
 
 def _check_is_file(path: Path, what: str) -> None:
@@ -62,6 +70,20 @@ def _check_is_file(path: Path, what: str) -> None:
         raise FileNotFoundError(f"no such {what} file: {path}")
 
 
+@contextlib.contextmanager
+def _tifffile_quiet() -> Iterator[None]:
+    """tifffile logs what it finds wrong in a damaged file and then raises; the one-line
+    error made of it says it once."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+@_tifffile_quiet()
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
@@ -71,14 +93,14 @@ def _read_tiff(path: Path) -> np.ndarray:
             shape, mappable = series.shape, series.dataoffset is not None
             nbytes = series.size * series.dtype.itemsize
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     limits.check_pixels(shape, path.name)
     try:
         if mappable and nbytes >= MEMMAP_BYTES:  # the pages stay on disk until used
             return tifffile.memmap(path, mode="r")
         return np.asarray(tifffile.imread(path))
     except Exception as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
@@ -155,6 +177,7 @@ def write_amodal(
     return _atomic_tiff(Path(path), data, imagej=True, compression="zlib", metadata={"axes": axes, "Info": json.dumps(info)})
 
 
+@_tifffile_quiet()
 def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any]]:
     """Frames of `Instances` and the provenance dict from an amodal (or plain label) TIFF.
 
@@ -171,18 +194,18 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     with tif:
         try:
             series = tif.series[0]
             axes, info = series.axes, _blastoseg_info(tif)
         except Exception as exc:
-            raise ValueError(f"cannot read {path}: {exc}") from exc
+            raise _unreadable(path, exc) from exc
         limits.check_pixels(series.shape, path.name)  # before a single plane is decoded
         try:
             data = series.asarray()
         except Exception as exc:
-            raise ValueError(f"cannot read {path}: {exc}") from exc
+            raise _unreadable(path, exc) from exc
     if data.dtype.kind not in "biu":
         if data.dtype.kind != "f" or not np.array_equal(data, np.round(data)):
             raise ValueError(f"{path} does not hold integer labels (dtype {data.dtype}); expected a label or layered-label TIFF")
@@ -200,6 +223,7 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
     return [_unpack(planes, meta) for planes, meta in zip(stack, metas, strict=True)], provenance
 
 
+@_tifffile_quiet()
 def read_embryos(path: str | os.PathLike) -> list[dict[str, Any] | None]:
     """Per frame of an amodal TIFF, the embryo (zona) found in it, as
     `inference.localise.Embryo.as_dict` stored it; None where none was found or stored."""
@@ -211,7 +235,7 @@ def read_embryos(path: str | os.PathLike) -> list[dict[str, Any] | None]:
             info = _blastoseg_info(tif)
             size = tif.series[0].size
     except Exception as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     if info is None:
         return []
     _check_info(info, size, path)
