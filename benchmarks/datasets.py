@@ -149,12 +149,20 @@ EMBRYO_TUNE_SEED = 777  # validation embryos for threshold tuning, disjoint from
 SHAPES_PER_CLASS = 6  # seed paper 002's protocol: 3 classes of 6 instances, 256 x 256
 
 
-def synthetic_embryos(n: int = EMBRYO_TEST_N, seed: int = EMBRYO_TEST_SEED, size: int = 256) -> list[Sample]:
-    """The same images as `blastoseg synth OUT --kind embryo --n N --seed SEED` (one stream)."""
+ACQUIRED_TEST_SEED = 2027  # the synthetic acquisitions test set (well views, cut embryos, text, JPEG)
+
+
+def synthetic_embryos(
+    n: int = EMBRYO_TEST_N, seed: int | None = None, size: int = 256, acquired: bool = False
+) -> list[Sample]:
+    """The same images as `blastoseg synth OUT --kind embryo --n N --seed SEED --look clean`
+    (or `--look acquired`), one stream; the seed defaults to the test set's of that look."""
     from blastoseg.synth import synth_embryo
 
+    if seed is None:
+        seed = ACQUIRED_TEST_SEED if acquired else EMBRYO_TEST_SEED
     rng = np.random.default_rng(seed)
-    return [synth_embryo((size, size), seed=rng) for _ in range(n)]
+    return [synth_embryo((size, size), seed=rng, acquisition=acquired) for _ in range(n)]
 
 
 def shapes(n: int, seed: int) -> list[Sample]:

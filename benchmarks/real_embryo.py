@@ -2,7 +2,8 @@
 
 The real frames (`cleavage_embryo/`, evaluation only: never train or tune on them) are
 scored against their hand-drawn amodal outlines, one by one and as a 6-frame time-lapse;
-the synthetic test embryos (200, seed 2026) give the same table for comparison.
+the synthetic test embryos give the same table for comparison: 200 clean crops (seed
+2026) and 100 synthetic acquisitions (seed 2027: well views, cut embryos, text, JPEG).
 
     python -m benchmarks.real_embryo                       # the default model, with TTA
     python -m benchmarks.real_embryo -m layered --no-tta
@@ -27,7 +28,7 @@ from benchmarks.scoring import scores
 from blastoseg.instances import Instances
 
 EMBRYO_MODELS = ("vqshape", "layered", "embedseg", "fcrnet")
-SYNTHETIC_N, SYNTHETIC_SEED = 200, 2026
+SYNTHETIC_N, ACQUIRED_N, ACQUIRED_SIZE = 200, 100, 320
 OUTSIDE = 0.5  # a predicted cell with less than this share of its area on the embryo is outside it
 
 
@@ -80,10 +81,10 @@ def real_report(model: object, tta: bool, device: str) -> dict:
     }
 
 
-def synthetic_report(model: object, tta: bool, device: str, n: int) -> dict:
+def synthetic_report(model: object, tta: bool, device: str, n: int, acquired: bool = False) -> dict:
     from blastoseg.inference.predict import segment
 
-    samples = synthetic_embryos(n, SYNTHETIC_SEED)
+    samples = synthetic_embryos(n, size=ACQUIRED_SIZE if acquired else 256, acquired=acquired)
     found = [segment(s.image, model, tta=tta, device=device) for s in samples]
     truth = [s.instances for s in samples]
     return {"n_images": n, **scores(found, truth, ("mAP", "AP50", "AP_dsb@0.50", "area_error_median")),
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="every shipped embryo model")
     parser.add_argument("--no-tta", action="store_true")
     parser.add_argument("--synthetic", type=int, default=SYNTHETIC_N, help=f"synthetic test embryos (default {SYNTHETIC_N}; 0 skips)")
+    parser.add_argument("--acquired", type=int, default=ACQUIRED_N,
+                        help=f"synthetic acquisitions (default {ACQUIRED_N}; 0 skips)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     for name in EMBRYO_MODELS if args.all else (args.model,):
@@ -107,6 +110,8 @@ def main() -> None:
                   "real": real_report(model, not args.no_tta, args.device)}
         if args.synthetic:
             report["synthetic"] = synthetic_report(model, not args.no_tta, args.device, args.synthetic)
+        if args.acquired:
+            report["synthetic_acquired"] = synthetic_report(model, not args.no_tta, args.device, args.acquired, acquired=True)
         print(json.dumps(report), flush=True)
 
 

@@ -400,3 +400,19 @@ def test_the_hull_of_a_disc_is_the_disc():
     disc = (yy - 23.5) ** 2 + (xx - 23.5) ** 2 <= 20**2
     hull = Instances.from_mask_stack(disc[None]).convex()
     assert hull.areas()[0] - disc.sum() <= 0.005 * disc.sum()  # the corner hull adds a ring of 2.5 %
+
+
+def test_classes_default_to_cells_and_survive_every_transform():
+    from blastoseg import d4
+    from blastoseg.instances import CELL, FRAGMENT
+
+    cells = Instances.from_mask_stack(np.pad(np.ones((1, 10, 10), bool), ((0, 0), (5, 17), (5, 17))))
+    piece = np.zeros((1, 32, 32), bool)
+    piece[0, 24:28, 24:28] = True
+    both = Instances.concatenate([cells, Instances.from_mask_stack(piece).with_class(FRAGMENT)])
+    assert cells.classes.tolist() == [CELL] and both.classes.tolist() == [CELL, FRAGMENT]
+    for moved in (both.resized((64, 64)), both.shifted(2, 1), both.cropped(0, 0, 30, 30), both[[1, 0]][[1, 0]],
+                  d4.transform_instances(both, 3), both.with_scores(np.array([0.5, 0.4])), both.convex()):
+        assert moved.classes.tolist() == [CELL, FRAGMENT]
+    assert len(both.of_class(FRAGMENT)) == 1 and both.of_class(FRAGMENT).areas().tolist() == [16]
+    assert both != Instances.concatenate([cells, Instances.from_mask_stack(piece)])  # the class counts in equality

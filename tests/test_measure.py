@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from blastoseg import __version__, measure, synth
 from blastoseg.instances import Instances
+from blastoseg.measure import measure_frames
 
 
 def _disc(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:
@@ -156,3 +158,21 @@ def test_empty_frame_and_empty_input():
 def test_bad_measuring_settings_are_refused_even_for_empty_frames(kwargs, text):
     with pytest.raises(ValueError, match=text):
         measure.measure_frames(Instances.empty((32, 32)), **kwargs)
+
+
+def test_fragmentation_percent_and_istanbul_grade():
+    from blastoseg.instances import FRAGMENT
+    from blastoseg.measure import fragmentation_grade
+
+    cell = np.zeros((1, 40, 40), bool)
+    cell[0, 0:20, 0:20] = True  # 400 px
+    piece = np.zeros((1, 40, 40), bool)
+    piece[0, 30:40, 30:40] = True  # 100 px
+    piece[0, 15:25, 15:25] = True  # 100 px, a quarter under the cell: counts as the cell's
+    cells = Instances.from_mask_stack(cell)
+    fragments = Instances.from_label_image(ndimage.label(piece[0])[0]).with_class(FRAGMENT)
+    row = measure_frames([cells], fragments=[fragments]).frames.iloc[0]
+    assert row["n_fragments"] == 2 and row["fragment_area_px"] == 175
+    assert row["fragmentation_pct"] == pytest.approx(100 * 175 / 575, abs=0.01) and row["fragmentation_grade"] == ">25%"
+    assert [fragmentation_grade(p) for p in (0, 9.99, 10, 25, 25.01)] == ["<10%", "<10%", "10-25%", "10-25%", ">25%"]
+    assert measure_frames([cells]).frames.iloc[0]["fragmentation_pct"] is None  # no fragments found: no figure

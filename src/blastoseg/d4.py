@@ -97,4 +97,4 @@ def transform_instances(instances: Instances, g: int) -> Instances:
             boxes = np.stack([shape[1] - x1, y0, shape[1] - x0, y1], 1)
             shape = (shape[1], shape[0])
     masks = tuple(numpy_transform(m, g) for m in instances.masks)
-    return Instances(shape, boxes, masks, instances.scores, instances.depth)
+    return Instances(shape, boxes, masks, instances.scores, instances.depth, instances.classes)

@@ -17,6 +17,10 @@ from blastoseg.boxes import overlapping_pairs
 
 Box = tuple[int, int, int, int]
 
+# What an instance is: a blastomere, or a fragment (a piece of cytoplasm that is not a
+# cell). Results keep the two apart (cells and fragments); training sets carry both.
+CELL, FRAGMENT = 0, 1
+
 
 @dataclass(frozen=True, eq=False)
 class Instances:
@@ -24,7 +28,8 @@ class Instances:
 
     boxes[i] = (y0, x0, y1, x1), end exclusive, is the tight box of the AMODAL mask;
     masks[i] is the boolean crop of that box; depth 0 is front-most and decides which
-    instance is visible where several overlap (ties go to the lower index).
+    instance is visible where several overlap (ties go to the lower index); classes[i]
+    is CELL (the default) or FRAGMENT.
     """
 
     shape: tuple[int, int]
@@ -32,6 +37,7 @@ class Instances:
     masks: tuple[np.ndarray, ...]
     scores: np.ndarray
     depth: np.ndarray
+    classes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
@@ -41,11 +47,11 @@ class Instances:
         object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float32).reshape(-1))
         object.__setattr__(self, "depth", np.asarray(self.depth, dtype=np.int32).reshape(-1))
         n = len(boxes)
-        if not (len(self.masks) == len(self.scores) == len(self.depth) == n):
-            raise ValueError(
-                f"Instances fields disagree: {n} boxes, {len(self.masks)} masks, "
-                f"{len(self.scores)} scores, {len(self.depth)} depths"
-            )
+        classes = np.full(n, CELL, np.int8) if self.classes is None else np.asarray(self.classes, np.int8).reshape(-1)
+        object.__setattr__(self, "classes", classes)
+        if not (len(self.masks) == len(self.scores) == len(self.depth) == len(classes) == n):
+            raise ValueError(f"Instances fields disagree: {n} boxes, {len(self.masks)} masks, "
+                             f"{len(self.scores)} scores, {len(self.depth)} depths, {len(classes)} classes")
         for i, (box, mask) in enumerate(zip(boxes, self.masks)):
             y0, x0, y1, x1 = (int(v) for v in box)
             if mask.shape != (y1 - y0, x1 - x0):
@@ -69,13 +75,15 @@ class Instances:
         boxed_masks: Sequence[tuple[Box, np.ndarray]],
         scores: np.ndarray | Sequence[float] | None = None,
         depth: np.ndarray | Sequence[int] | None = None,
+        classes: np.ndarray | Sequence[int] | None = None,
     ) -> Instances:
         """Build from (box, crop) pairs; each crop is trimmed to its tight box, empty ones dropped."""
         n = len(boxed_masks)
         scores_arr = np.ones(n, np.float32) if scores is None else np.asarray(scores, np.float32).reshape(-1)
         depth_arr = np.zeros(n, np.int32) if depth is None else np.asarray(depth, np.int32).reshape(-1)
-        if len(scores_arr) != n or len(depth_arr) != n:
-            raise ValueError(f"{n} masks but {len(scores_arr)} scores and {len(depth_arr)} depths")
+        classes_arr = np.full(n, CELL, np.int8) if classes is None else np.asarray(classes, np.int8).reshape(-1)
+        if len(scores_arr) != n or len(depth_arr) != n or len(classes_arr) != n:
+            raise ValueError(f"{n} masks but {len(scores_arr)} scores, {len(depth_arr)} depths and {len(classes_arr)} classes")
         keep, boxes, masks = [], [], []
         for i, ((y0, x0, _, _), crop) in enumerate(boxed_masks):
             crop = np.asarray(crop, bool)
@@ -88,7 +96,7 @@ class Instances:
             masks.append(crop[ry0:ry1, cx0:cx1])
         if not keep:
             return cls.empty(shape)
-        return cls(shape, np.array(boxes, np.int32), tuple(masks), scores_arr[keep], depth_arr[keep])
+        return cls(shape, np.array(boxes, np.int32), tuple(masks), scores_arr[keep], depth_arr[keep], classes_arr[keep])
 
     @classmethod
     def from_label_image(cls, labels: np.ndarray, scores: np.ndarray | None = None) -> Instances:
@@ -160,13 +168,8 @@ class Instances:
         shape = parts[0].shape if shape is None else shape
         if any(p.shape != tuple(shape) for p in parts):
             raise ValueError(f"cannot concatenate Instances of shapes {[p.shape for p in parts]}")
-        return cls(
-            shape,
-            np.concatenate([p.boxes for p in parts]),
-            tuple(m for p in parts for m in p.masks),
-            np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.depth for p in parts]),
-        )
+        boxes, scores, depth, classes = (np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "depth", "classes"))
+        return cls(shape, boxes, tuple(m for p in parts for m in p.masks), scores, depth, classes)
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -176,7 +179,9 @@ class Instances:
         """A subset of instances, e.g. `inst[inst.scores > 0.5]` or `inst[[2, 0]]`."""
         idx = np.arange(len(self))[index]
         idx = np.atleast_1d(idx)
-        return Instances(self.shape, self.boxes[idx], tuple(self.masks[i] for i in idx), self.scores[idx], self.depth[idx])
+        return Instances(
+            self.shape, self.boxes[idx], tuple(self.masks[i] for i in idx), self.scores[idx], self.depth[idx], self.classes[idx]
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Instances):
@@ -186,6 +191,7 @@ class Instances:
             and np.array_equal(self.boxes, other.boxes)
             and np.array_equal(self.scores, other.scores)
             and np.array_equal(self.depth, other.depth)
+            and np.array_equal(self.classes, other.classes)
             and all(np.array_equal(a, b) for a, b in zip(self.masks, other.masks))
         )
 
@@ -205,16 +211,21 @@ class Instances:
 
     def to_mask_stack(self) -> np.ndarray:
         """(N, H, W) boolean stack of amodal masks."""
-        stack = np.zeros((len(self), *self.shape), bool)
-        for i, (box, m) in enumerate(zip(self.boxes, self.masks)):
-            stack[i, box[0] : box[2], box[1] : box[3]] = m
-        return stack
+        return np.stack([self.mask(i) for i in range(len(self))]) if len(self) else np.zeros((0, *self.shape), bool)
 
     def with_scores(self, scores: np.ndarray) -> Instances:
-        return Instances(self.shape, self.boxes, self.masks, scores, self.depth)
+        return Instances(self.shape, self.boxes, self.masks, scores, self.depth, self.classes)
 
     def with_depth(self, depth: np.ndarray) -> Instances:
-        return Instances(self.shape, self.boxes, self.masks, self.scores, depth)
+        return Instances(self.shape, self.boxes, self.masks, self.scores, depth, self.classes)
+
+    def with_class(self, kind: int) -> Instances:
+        """The same instances, all of class `kind` (CELL or FRAGMENT)."""
+        return Instances(self.shape, self.boxes, self.masks, self.scores, self.depth, np.full(len(self), kind, np.int8))
+
+    def of_class(self, kind: int) -> Instances:
+        """The instances of class `kind` (CELL or FRAGMENT)."""
+        return self[self.classes == kind]
 
     # ------------------------------------------------------------------ occlusion
     def front_order(self) -> np.ndarray:
@@ -315,7 +326,7 @@ class Instances:
         if not keep:
             return Instances.empty(shape)
         keep_arr = np.array(keep)
-        kept = Instances.from_masks(shape, pairs, scores=self.scores[keep_arr], depth=self.depth[keep_arr])
+        kept = Instances.from_masks(shape, pairs, scores=self.scores[keep_arr], depth=self.depth[keep_arr], classes=self.classes[keep_arr])
         return kept
 
     def resized(self, shape: tuple[int, int]) -> Instances:
@@ -329,7 +340,7 @@ class Instances:
             rows = np.clip(((np.arange(ny0, ny1) + 0.5) / fy).astype(int) - y0, 0, y1 - y0 - 1)
             cols = np.clip(((np.arange(nx0, nx1) + 0.5) / fx).astype(int) - x0, 0, x1 - x0 - 1)
             pairs.append(((ny0, nx0, ny1, nx1), mask[np.ix_(rows, cols)]))
-        return Instances.from_masks(shape, pairs, scores=self.scores, depth=self.depth)
+        return Instances.from_masks(shape, pairs, scores=self.scores, depth=self.depth, classes=self.classes)
 
     def cropped(self, y0: int, x0: int, y1: int, x1: int) -> Instances:
         """The instances seen through the window [y0:y1, x0:x1], in window coordinates."""
@@ -343,7 +354,7 @@ class Instances:
         # The hull of the pixel centres: skimage's default hull of the pixel corners adds a
         # ring that made the hull of a 40 px blastomere 2.8 % larger than the blastomere.
         masks = tuple(convex_hull_image(m, offset_coordinates=False) if m.sum() > 2 else m for m in self.masks)
-        return Instances(self.shape, self.boxes, masks, self.scores, self.depth)
+        return Instances(self.shape, self.boxes, masks, self.scores, self.depth, self.classes)
 
     # ------------------------------------------------------------------ comparing
     def intersections(self, other: Instances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -359,17 +370,13 @@ class Instances:
             counts[k] = np.count_nonzero(ma & mb)
         return rows, cols, counts
 
-    def _intersections(self, other: Instances) -> np.ndarray:
-        inter = np.zeros((len(self), len(other)), np.int64)
-        rows, cols, counts = self.intersections(other)
-        inter[rows, cols] = counts
-        return inter
-
     def iou(self, other: Instances) -> np.ndarray:
         """(N, M) IoU of the amodal masks of self against other; only box-overlapping pairs are computed."""
         if self.shape != other.shape:
             raise ValueError(f"cannot compare instances on images {self.shape} and {other.shape}")
-        inter = self._intersections(other).astype(np.float64)
+        inter = np.zeros((len(self), len(other)), np.float64)
+        rows, cols, counts = self.intersections(other)
+        inter[rows, cols] = counts
         union = self.areas()[:, None] + other.areas()[None, :] - inter
         return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 

@@ -14,6 +14,9 @@ Definitions (docs/tutorial.md repeats them):
   evaluated for 2, 4 or 8 cells, else empty.
 - cleavage time tN: the first frame from which the cell count stays >= N for
   `stable` consecutive frames (default 2); empty if never reached.
+- fragmentation_pct = fragment area / (cell + fragment area), a pixel under a cell
+  counting as the cell's; fragmentation_grade (Istanbul consensus): "<10%", "10-25%" or
+  ">25%". Left empty when the model does not find fragments.
 """
 
 from __future__ import annotations
@@ -163,6 +166,25 @@ def _frame_row(instances: Instances, cells: pd.DataFrame, frame: int) -> dict[st
     }
 
 
+def fragmentation_grade(percent: float) -> str:
+    """The Istanbul consensus grade of a fragmentation percentage: < 10 %, 10-25 %, > 25 %."""
+    return "<10%" if percent < 10 else "10-25%" if percent <= 25 else ">25%"
+
+
+def fragment_columns(cells: Instances, fragments: Instances | None, pixel_size: PixelSize = 1.0) -> dict[str, Any]:
+    """A frame's fragments: count, area (px, µm²), fragmentation % and grade; empty without them."""
+    if fragments is None:
+        return {"n_fragments": None, "fragment_area_px": None, "fragment_area_um2": None,
+                "fragmentation_pct": None, "fragmentation_grade": None}
+    cell = cells.coverage() > 0
+    fragment = (fragments.coverage() > 0) & ~cell
+    area, total = int(fragment.sum()), int(cell.sum() + fragment.sum())
+    percent = 100.0 * area / total if total else 0.0
+    dy, dx = _spacing(pixel_size)
+    return {"n_fragments": len(fragments), "fragment_area_px": area, "fragment_area_um2": round(area * dy * dx, 2),
+            "fragmentation_pct": round(percent, 2), "fragmentation_grade": fragmentation_grade(percent)}
+
+
 ZONA_COLUMNS = ("zona_outer_diameter", "zona_inner_diameter", "zona_thickness")
 
 
@@ -184,12 +206,14 @@ def measure_frames(
     stable: int = 2,
     cell_ids: Sequence[Sequence[int]] | None = None,
     embryos: Sequence[Mapping[str, Any] | None] | None = None,
+    fragments: Sequence[Instances | None] | None = None,
 ) -> Measurements:
     """Measure one frame or a time-lapse; `provenance` (image, method, model_sha256) goes into every row.
 
     `cell_ids[t]` numbers the cells of frame t (default 1..n); the frame interval is in hours.
     `embryos[t]`, the zona found in frame t (`Embryo.as_dict`), adds its outer and inner
-    diameters and thickness to the frame's row, in px and µm.
+    diameters and thickness to the frame's row, in px and µm; `fragments[t]`, the
+    fragments found in frame t, its fragment area and fragmentation (percent and grade).
     """
     from blastoseg import __version__
 
@@ -206,7 +230,11 @@ def measure_frames(
     for t, instances in enumerate(frames):
         cells = measure_instances(instances, pixel_size, frame=t, cell_ids=None if cell_ids is None else cell_ids[t])
         cell_tables.append(cells)
-        frame_rows.append({**_frame_row(instances, cells, t), **zona_columns(embryos[t] if embryos else None, pixel_size)})
+        frame_rows.append({
+            **_frame_row(instances, cells, t),
+            **fragment_columns(instances, fragments[t] if fragments else None, pixel_size),
+            **zona_columns(embryos[t] if embryos else None, pixel_size),
+        })
     cells = pd.concat(cell_tables, ignore_index=True) if cell_tables else measure_instances(_ONE_PIXEL)[:0]
     per_frame = pd.DataFrame(frame_rows)
     per_frame["symmetric"] = per_frame["symmetric"].astype(object)  # True / False / None, never numpy bools

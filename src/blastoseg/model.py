@@ -37,7 +37,10 @@ class Model:
     def configure(self, overrides: dict[str, Any]) -> None:
         """Apply a flat dict of method and pipeline settings (e.g. `--config`)."""
         method, pipeline = split_config(overrides)
+        reshaped = any(k in method and method[k] != self.config.get(k) for k in self.method.architecture_keys)
         self.config.update(method)
+        if reshaped:
+            self.net = self.method.rebuilt(self.net, self.config)
         if pipeline:
             self.pipeline = PipelineSettings.from_dict({**self.pipeline.as_dict(), **pipeline})
 

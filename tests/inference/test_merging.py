@@ -33,3 +33,17 @@ def test_consensus_votes_and_majority_mask():
     assert len(merged) == 1  # the lonely square is found in only 2 of 8 views
     assert np.array_equal(merged.mask(0), a)  # 3 of 5 votes for a's pixels
     assert np.isclose(merged.scores[0], 5 / 8)
+
+
+def test_consensus_and_duplicates_keep_classes_apart():
+    from blastoseg.inference.merging import consensus, merge_duplicates
+    from blastoseg.instances import CELL, FRAGMENT
+
+    disc = np.zeros((1, 40, 40), bool)
+    disc[0, 10:20, 10:20] = True
+    cell = Instances.from_mask_stack(disc)
+    fragment = cell.with_class(FRAGMENT).with_scores(np.array([0.5], np.float32))
+    both = Instances.concatenate([cell, fragment])
+    assert len(merge_duplicates(both)) == 2  # one place, two classes: no duplicate
+    merged = consensus([both] * 4, min_votes=3)
+    assert sorted(merged.classes.tolist()) == [CELL, FRAGMENT]

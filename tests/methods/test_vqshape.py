@@ -228,3 +228,29 @@ def test_fcn_baseline_trains_without_vq_and_no_source_hard_codes_cuda() -> None:
     assert torch.isfinite(terms["total"])
     for path in SRC.glob("vqshape*.py"):
         assert ".cuda(" not in path.read_text(), path.name
+
+
+def test_growing_the_fragment_class_keeps_the_cells_and_trains_on_fragments(tmp_path: Path) -> None:
+    from blastoseg.instances import CELL, FRAGMENT
+
+    model = new_model("vqshape", {"box_score_thresh": 0.0, "working_size": 0})
+    model.net.eval()
+    image = torch.from_numpy(np.random.default_rng(4).random((1, 1, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        before = METHOD.detect(model.net, image, model.config)[0]
+    model.configure({"fragments": True})
+    assert model.net.detector.roi_heads.box_predictor.cls_score.out_features == 3
+    model.net.eval()
+    with torch.no_grad():
+        after = METHOD.detect(model.net, image, model.config)[0]
+    cells = after.of_class(CELL)
+    # The new class starts far below the cells: their detections and scores barely move.
+    assert len(cells) == len(before) and np.allclose(cells.scores, before.scores, atol=0.01)
+    truth = Instances.concatenate([Instances.from_mask_stack(np.pad(np.ones((1, 20, 20), bool), ((0, 0), (4, 40), (4, 40)))),
+                                   Instances.from_mask_stack(np.pad(np.ones((1, 4, 4), bool), ((0, 0), (50, 10), (50, 10)))).with_class(FRAGMENT)])
+    targets = METHOD.targets(truth, model.config)
+    assert targets["labels"].tolist() == [1, 2] and targets["occlusion"].sum() == 0
+    losses = METHOD.training_loss(model.net.train(), image, METHOD.collate([targets]), model.config)
+    assert torch.isfinite(losses["total"])
+    with pytest.raises(ValueError, match="cannot change"):  # a method that cannot grow says so
+        new_model("embedseg").method.rebuilt(model.net, {})

@@ -8,6 +8,7 @@ import pytest
 from blastoseg import catalogue, checkpoint
 from blastoseg._napari import layers as L
 from blastoseg._napari._widgets.segment import SegmentWidget
+from blastoseg.inference.predict import FrameResult
 from blastoseg.model import new_model
 from tests.napari.support import (  # noqa: F401
     add_truth_cells,
@@ -53,7 +54,7 @@ def test_result_layers_per_cell_review_and_add_cell(viewer_with_embryo, env):
     viewer, widget, sample = viewer_with_embryo
     truth = sample.instances.with_scores(np.array([0.9, 0.3, 0.95, 0.45], np.float32))
     model = checkpoint.load(env["shipped"] / "embedseg.safetensors", "cpu")
-    widget._finished(viewer.layers["embryo"], (model, [truth]))  # what a run that found these cells does
+    widget._finished(viewer.layers["embryo"], (model, [FrameResult(truth)]))  # what a run that found these cells does
     cells = [layer for layer in viewer.layers if L.tag(layer).get("role") == "cell"]
     assert sorted(layer.name for layer in cells) == [f"embryo cell {i}" for i in range(1, 5)]
     for layer in cells:
@@ -163,8 +164,8 @@ def test_rgb_is_converted_with_a_warning_and_cancel_adds_nothing(make_napari_vie
 def test_the_rescale_switch_reaches_segmentation(make_napari_viewer, env, monkeypatch):
     import blastoseg.inference.predict as predict
 
-    asked, real = [], predict.segment_frames
-    monkeypatch.setattr(predict, "segment_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
+    asked, real = [], predict.analyse_frames
+    monkeypatch.setattr(predict, "analyse_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
     viewer = make_napari_viewer()
     viewer.add_image(embryo().image[:96, :96], name="embryo")
     widget = SegmentWidget(viewer)
@@ -173,3 +174,22 @@ def test_the_rescale_switch_reaches_segmentation(make_napari_viewer, env, monkey
     widget._rescale.value = False
     widget.run()
     assert errors(env) == [] and asked == [True, False]
+
+
+def test_zona_and_fragments_get_layers_of_their_own(viewer_with_embryo, env):
+    from blastoseg.inference.embryo import Embryo
+    from blastoseg.instances import FRAGMENT, Instances
+
+    viewer, widget, sample = viewer_with_embryo
+    model = checkpoint.load(env["shipped"] / "embedseg.safetensors", "cpu")
+    fragment = np.zeros((128, 128), bool)
+    fragment[5:9, 5:9] = True
+    pieces = Instances.from_mask_stack(fragment[None]).with_class(FRAGMENT)
+    zona = Embryo((64.0, 64.0), 60.0, 52.0, 0.9)
+    widget._finished(viewer.layers["embryo"], (model, [FrameResult(sample.instances, zona, pieces)]))
+    roles = {L.tag(layer).get("role"): layer for layer in viewer.layers if L.tag(layer)}
+    assert {"zona", "fragments", "visible", "cell"} <= set(roles)
+    np.testing.assert_array_equal(roles["fragments"].data == 1, fragment)
+    assert roles["zona"].data[64, 64] == 2 and roles["zona"].data[64, 64 + 56] == 1 and roles["zona"].data[0, 0] == 0
+    cells = [layer for layer in viewer.layers if L.tag(layer).get("role") == "cell"]
+    assert len(cells) == len(sample.instances)  # fragments are not cells

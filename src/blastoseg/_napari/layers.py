@@ -51,9 +51,13 @@ def result_layers(
     run: str,
     scale: Sequence[float] | None = None,
     translate: Sequence[float] | None = None,
+    zona: np.ndarray | None = None,
+    fragments: np.ndarray | None = None,
 ) -> list[LayerData]:
     """New layers for a segmentation: per-cell layers (one frame) or one packed layer (stack),
-    then visible cells and overlaps. Front-most cells come last so napari draws them on top."""
+    then visible cells and overlaps, and the zona (1 = ring, 2 = inside) and fragments
+    (a label each) label images (T, H, W) when given. Front-most cells come last so
+    napari draws them on top."""
     n_frames = len(frames)
     base = {"source": image_name, "run": run, "n_frames": n_frames, **provenance}
     geom = {k: list(v) for k, v in (("scale", scale), ("translate", translate)) if v is not None}
@@ -85,6 +89,10 @@ def result_layers(
                                          "features": features, "visible": False, **geom}, "labels"))
     layers.insert(1, (squeeze(overlaps), {"name": f"{image_name} overlaps", "metadata": {KEY: {**base, "role": "overlaps"}},
                                           "opacity": 0.4, "visible": False, **geom}, "labels"))
+    extras = [(zona, "zona", {"opacity": 0.25}), (fragments, "fragments", {"opacity": 0.7})]
+    for at, (data, role, look) in enumerate((e for e in extras if e[0] is not None), start=2):
+        layers.insert(at, (squeeze(np.asarray(data)), {"name": f"{image_name} {role}", "metadata": {KEY: {**base, "role": role}},
+                                                       **look, **geom}, "labels"))
     return layers
 
 

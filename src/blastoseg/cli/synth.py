@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     for name in progress(names, desc=f"synth {args.kind}"):
         if args.kind == "embryo":
-            sample = synth.synth_embryo((args.size, args.size), seed=rng)
+            sample = synth.synth_embryo((args.size, args.size), seed=rng, acquisition=args.look == "acquired")
         else:
             sample = synth.synth_shapes(n_per_class=6, size=args.size, seed=rng)
         datasets.write_item(out, name, sample.image, sample.instances, visible=args.visible)
@@ -53,5 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=10, help="number of images (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--look", choices=("acquired", "clean"), default="acquired",
+                   help="embryos as instruments acquire them (well views, cut embryos, text, debris, JPEG; "
+                        "the default) or clean centred crops")
     p.add_argument("--visible", action="store_true", help="write visible (modal) label images instead of amodal layers")
     p.set_defaults(func=run)

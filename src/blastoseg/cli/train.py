@@ -26,7 +26,7 @@ def _training_source(dataset: str, size: int):  # noqa: ANN202
         # Validation frames are drawn once the model is known (`_synthetic_validation`).
         return SyntheticSource(dataset.split(":", 1)[1], size=size), None, 1000
     source = folder_source(dataset)
-    n_val = min(20, len(source.pairs) // 10)
+    n_val = min(20, len(source.pairs) // 10)  # a fine-tune holds frames out by its own plan
     validation = [(normalize(img), inst) for img, inst in source.pairs[:n_val]] if n_val else []
     if n_val:
         source.pairs = source.pairs[n_val:]
@@ -92,10 +92,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = _overrides(args.config)
     resolve_device(args.device)  # an unusable device is refused before the data are read
     init = str(output) if args.resume else args.init
-    source, validation, per_epoch = _training_source(args.dataset, args.crop)
-    options = TrainOptions(_budget(args, per_epoch), batch=args.batch, lr=args.lr, augmentation=Augmentation(crop=args.crop),
-                           validate_every=args.validate_every, device=args.device, ema_decay=args.ema, keep_better=args.resume,
-                           description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")
+    # --crop 0 must reach TrainOptions' check, not fall back to the default as a falsy value would.
+    source, validation, per_epoch = _training_source(args.dataset, 256 if args.crop is None else args.crop)
+    budget = _budget(args, per_epoch)
     if args.resume:  # the same model, trained on: its own records stay
         model = load(init, device="cpu")
     elif init:
@@ -106,25 +105,51 @@ def run(args: argparse.Namespace) -> int:
         model.configure(overrides)
     if init and args.method and model.method.name != args.method:
         raise ValueError(f"{init} is a {model.method.name} model, not {args.method}; drop -m or pick another model")
-    if validation is None:
+    lr = args.lr if args.lr is not None else (model.method.finetune_lr if init and not args.resume else 1e-3)
+    crop = args.crop if args.crop is not None else (model.pipeline.working_size or 256)  # whole working frames where they are small
+    # Checked before validation frames are drawn or a fine-tune is planned.
+    options = TrainOptions(budget, batch=args.batch, lr=lr, augmentation=Augmentation(crop=crop),
+                           validate_every=args.validate_every, device=args.device, ema_decay=args.ema, keep_better=args.resume,
+                           description=f"{args.dataset}; command: blastoseg {' '.join(sys.argv[1:])}")
+    if init and not args.resume and not args.dataset.startswith("synthetic:"):
+        from blastoseg.training.finetune import plan
+
+        fine = plan(model, source.pairs + validation, replay=args.replay)  # the plan holds frames out itself
+        source, validation = fine.source, fine.validation
+        print(f"fine-tuning {model.name} on {fine.describe()}")
+    elif validation is None:
         validation = _synthetic_validation(source, model.pipeline)
-    meter = bar(1000, f"train {model.method.name}", "‰")
-    best, saved = None, None
+    meter = bar(100, f"train {model.method.name}", "%")
+    last, saved = None, None
     try:
         for event in train(model, source, options, output, validation=validation):
-            meter.update(int(event.fraction * 1000) - meter.n)
-            best = event.best if event.best is not None else best
-            saved = event.saved or saved
-            meter.set_postfix(loss=f"{event.losses['total']:.3f}", val_ap50=best, refresh=False)
+            meter.update(int(event.fraction * 100) - meter.n)
+            last, saved = event, event.saved or saved
+            shown = {"step": event.step, "left": f"{event.eta / 60:.1f} min", "loss": f"{event.losses['total']:.3f}"}
+            if event.best is not None:
+                shown["val_AP50"] = f"{event.best:.3f}"
+            meter.set_postfix(shown, refresh=False)
     finally:
         meter.close()
-    if saved is None:
-        print(f"kept {output}: no step validated better than its starting weights (validation AP50 {best})")
-    elif validation:
-        print(f"saved {output} ({model.method.name}, best validation AP50 {best})")
+    if saved is None:  # a resume that never beat its starting weights
+        best = getattr(last, "best", None)
+        print(f"kept {output} as it was: no step validated better than its starting weights"
+              + (f" (validation AP50 {best:.3f})" if best is not None else ""))
     else:
-        print(f"saved {output} ({model.method.name}, no validation images: the last weights, mean loss {-best:.4g})")
+        print(summary(output, model.method.name, last))
     return 0
+
+
+def summary(output: Path, method: str, last: object) -> str:
+    """What was saved, its validation score and, for a fine-tune, how it compares with its parent."""
+    best, parent = getattr(last, "best", None), getattr(last, "parent", None)
+    text = f"saved {output} ({method}" + (f", best validation AP50 {best:.3f})" if best is not None else ", no validation frames)")
+    if parent is not None and best is not None:
+        verdict = "better than" if best > parent else "NOT better than"
+        text += f"; {verdict} its parent ({parent:.3f} on the same validation frames)"
+        if best <= parent:
+            text += ": keep using the parent"
+    return text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -146,9 +171,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="continue training the checkpoint at -o; it is replaced only by a model that validates better")
     again.add_argument("--overwrite", action="store_true", help="replace an existing -o with a new model")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=256, help="training crop side in pixels (default 256)")
+    p.add_argument("--crop", type=int, default=None, help="training crop side in pixels (default: the model's working size, else 256)")
     p.add_argument("--crops-per-image", type=int, default=8, help=argparse.SUPPRESS)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1e-3, or the method's fine-tuning rate with --init)")
+    p.add_argument("--replay", type=float, default=0.5,
+                   help="fine-tuning on a folder: share of crops from the parent's kind of data, "
+                        "synthetic embryos (default 0.5; 0 for none)")
     p.add_argument("--validate-every", type=int, default=200, help="steps between validations (default 200)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="validate and save a moving average of the weights, e.g. 0.999 (steadier than the last weights)")

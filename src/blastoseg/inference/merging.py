@@ -3,7 +3,7 @@
 Dense methods' views are merged as "fields" (maps averaged, post-processed once) or as
 "instances": the consensus of the views' instance sets, used where raw maps cannot be
 averaged (colours or embeddings that permute between views) and for detectors.
-Instances of different views are matched by IoU >= 0.5, an instance found in at least
+Instances of different views and of one class are matched by IoU >= 0.5, an instance found in at least
 `min_votes` views is kept, its mask is the pixel majority of its matches and its
 confidence the fraction of views that found it. Seams of tiles and a detector's
 overlapping detections are de-duplicated by `merge_duplicates`.
@@ -35,7 +35,7 @@ def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: floa
         return pooled
     iou = pooled.iou(pooled)
     unassigned = np.ones(len(pooled), bool)
-    pairs, scores, depths = [], [], []
+    pairs, scores, depths, classes = [], [], [], []
     for seed in np.argsort(-pooled.scores, kind="stable"):
         if not unassigned[seed]:
             continue
@@ -44,7 +44,8 @@ def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: floa
         for v in range(len(sets)):
             if v == view[seed]:
                 continue
-            candidates = np.flatnonzero((view == v) & unassigned & (iou[seed] >= iou_threshold))
+            same = (view == v) & unassigned & (pooled.classes == pooled.classes[seed])
+            candidates = np.flatnonzero(same & (iou[seed] >= iou_threshold))
             if candidates.size:
                 best = candidates[np.argmax(iou[seed, candidates])]
                 members.append(best)
@@ -61,11 +62,12 @@ def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: floa
         pairs.append(((int(y0), int(x0), int(y1), int(x1)), votes * 2 > len(members)))
         scores.append(len(members) / len(sets) * float(pooled.scores[members].mean()))
         depths.append(int(np.round(np.median(pooled.depth[members]))))
-    return Instances.from_masks(shape, pairs, scores=scores, depth=depths)
+        classes.append(int(pooled.classes[seed]))
+    return Instances.from_masks(shape, pairs, scores=scores, depth=depths, classes=classes)
 
 
 def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instances:
-    """Drop the lower-scored of any pair of instances with IoU >= threshold."""
+    """Drop the lower-scored of any pair of instances of one class with IoU >= threshold."""
     if len(instances) < 2:
         return instances
     # Sparse: only instances whose boxes overlap are compared, so 60k nuclei cost seconds.
@@ -73,6 +75,7 @@ def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instan
     areas = instances.areas()
     union = areas[rows] + areas[cols] - inter
     duplicate = (rows != cols) & (inter >= iou_threshold * np.maximum(union, 1))
+    duplicate &= instances.classes[rows] == instances.classes[cols]
     neighbours: list[list[int]] = [[] for _ in range(len(instances))]
     for i, j in zip(rows[duplicate].tolist(), cols[duplicate].tolist()):
         neighbours[i].append(j)

@@ -1,4 +1,5 @@
-"""Which found instances can be blastomeres: inside the embryo, and not a cluster of others.
+"""Which found instances can be blastomeres (inside the embryo, not a cluster of others)
+and which can be fragments (inside the embryo, between the cells).
 
 A detector trained on embryos alone may call the culture well or the whole embryo a
 "cell". Two rules that hold for any embryo, whatever the instrument, remove them: a
@@ -44,3 +45,19 @@ def plausible_cells(instances: Instances, inside_zona: np.ndarray | None) -> Ins
     if inside_zona is not None and len(instances):
         keep &= inside_fraction(instances, inside_zona) >= INSIDE
     return instances[np.flatnonzero(keep)]
+
+
+ON_CELL = 0.5  # of a fragment's area under the cells above which it is part of a cell
+
+
+def plausible_fragments(fragments: Instances, inside_zona: np.ndarray | None, cells: Instances) -> Instances:
+    """The fragments that can be: lying between the cells, not on one, and, when the space
+    inside the zona is known, mostly inside it (debris beyond the zona is no fragment)."""
+    if not len(fragments):
+        return fragments
+    keep = np.ones(len(fragments), bool)
+    if len(cells):
+        keep &= inside_fraction(fragments, cells.coverage() > 0) < ON_CELL
+    if inside_zona is not None:
+        keep &= inside_fraction(fragments, inside_zona) >= INSIDE
+    return fragments[np.flatnonzero(keep)]

@@ -27,10 +27,10 @@ from blastoseg.inference import framing, object_size
 from blastoseg.inference.embryo import Embryo
 from blastoseg.inference.localise import find_embryo
 from blastoseg.inference.merging import agreed, merge_views
-from blastoseg.inference.plausible import plausible_cells
+from blastoseg.inference.plausible import plausible_cells, plausible_fragments
 from blastoseg.inference.preprocess import as_array, as_frames, model_input, working_shape
 from blastoseg.inference.tiling import plan_tiles, segment_tiled
-from blastoseg.instances import Instances
+from blastoseg.instances import CELL, FRAGMENT, Instances
 from blastoseg.methods.base import Detector
 from blastoseg.model import Model
 from blastoseg.nets.unet import fuse_batchnorm
@@ -221,13 +221,14 @@ def analyse_frames(
         shape, scale = working, 1.0
         for _ in range(object_size.MAX_PASSES if auto_scale else 0):
             # Never below the smallest frame a tile plan accepts, and the same factor on both axes.
-            smaller = max(object_size.target_scale(found, settings.object_diameters, scale), MIN_SIDE / min(working))
+            cells = found.of_class(CELL)
+            smaller = max(object_size.target_scale(cells, settings.object_diameters, scale), MIN_SIDE / min(working))
             if smaller > scale * 0.99:
                 break
             new_shape = (round(working[0] * smaller), round(working[1] * smaller))
             total[0] += passes_at(new_shape)
             candidate = at_shape(frame, new_shape)
-            if len(candidate) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
+            if len(candidate.of_class(CELL)) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
                 break
             found, shape, scale = candidate, new_shape, smaller
         return found if shape == frame.shape else found.resized(frame.shape)
@@ -266,15 +267,25 @@ def analyse_frames(
         embryo = find_embryo(frame)
         inside = None if embryo is None else embryo.inside_mask(frame.shape)
         if not fill:
-            return FrameResult(plausible_cells(rescaled(frame, working), inside), embryo)
+            return result(rescaled(frame, working), embryo, inside)
         predictor.tta, with_tta = False, predictor.tta
         try:
-            first = plausible_cells(at_shape(frame, working).resized(frame.shape), inside)
+            first = plausible_cells(at_shape(frame, working).resized(frame.shape).of_class(CELL), inside)
         finally:
             predictor.tta = with_tta
         box = framing.objects_box(first, frame.shape)
         found = None if box is None else windowed(frame, box)
-        return FrameResult(plausible_cells(rescaled(frame, working) if found is None else found, inside), embryo)
+        return result(rescaled(frame, working) if found is None else found, embryo, inside)
+
+    def result(found: Instances, embryo: Embryo | None, inside: np.ndarray | None) -> FrameResult:
+        """Cells and fragments apart; where the embryo was looked for, only those that can be."""
+        cells = found.of_class(CELL)
+        if settings.localise_embryo:
+            cells = plausible_cells(cells, inside)
+        fragments = None
+        if model.method.finds_fragments(model.config):
+            fragments = plausible_fragments(found.of_class(FRAGMENT), inside, cells)
+        return FrameResult(cells, embryo, fragments)
 
     results = []
     for frame in frames:
@@ -282,7 +293,7 @@ def analyse_frames(
         if settings.localise_embryo:
             results.append(localised(frame))
         else:
-            results.append(FrameResult(framed(frame) if fill else rescaled(frame, working)))
+            results.append(result(framed(frame) if fill else rescaled(frame, working), None, None))
     return results
 
 

@@ -46,6 +46,9 @@ class Method(ABC):
     # Settings worth choosing anew for the consensus of TTA views; the choice is stored as
     # the pipeline's `tta_settings` (`training.tune.tune_tta`).
     tta_tuning_grid: ClassVar[dict[str, tuple]] = {}
+    # Learning rate for fine-tuning a trained model on a user's few frames: a tenth of a
+    # usual from-scratch rate, so that the first steps do not undo what it knew.
+    finetune_lr: ClassVar[float] = 1e-4
     # Pipeline settings (see `settings.PipelineSettings`) this method's new models start with.
     pipeline_defaults: ClassVar[dict[str, Any]] = {}
 
@@ -75,6 +78,19 @@ class Method(ABC):
         the budget is used; then it is closed, so it must leave the model usable when
         stopped. None by default."""
         yield from ()
+
+    # Config keys that change the network's shape: changing one on a trained model builds
+    # the network anew and carries the weights over (`rebuilt`).
+    architecture_keys: ClassVar[tuple[str, ...]] = ()
+
+    def finds_fragments(self, config: Config) -> bool:
+        """Whether the network tells fragments (class FRAGMENT) from cells. Methods that
+        do not are trained on the cells alone."""
+        return False
+
+    def rebuilt(self, net: torch.nn.Module, config: Config) -> torch.nn.Module:
+        """A network for a config whose `architecture_keys` changed, carrying `net`'s weights."""
+        raise ValueError(f"{self.name} cannot change {', '.join(self.architecture_keys) or 'its network'} of a trained model")
 
     def on_progress(self, config: Config, fraction: float) -> Config:
         """The config of the next training step at `fraction` of the budget (a schedule

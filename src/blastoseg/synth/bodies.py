@@ -152,3 +152,17 @@ def project_body(
     # Tangent contacts leave rounding-level slivers; they are not part of the body.
     thick = np.where(hit & (thick > 1e-6), thick, 0.0)
     return (y0, x0, y1, x1), thick
+
+
+def add_sphere(
+    path: np.ndarray, cy: float, cx: float, r: float, height: float, mask: np.ndarray | None = None
+) -> None:
+    """Add the projected thickness of a sphere of radius r (optical path `height` per unit thickness) at (cy, cx)."""
+    y0, x0 = max(int(cy - r) - 1, 0), max(int(cx - r) - 1, 0)
+    y1, x1 = min(int(cy + r) + 3, path.shape[0]), min(int(cx + r) + 3, path.shape[1])
+    if y0 >= y1 or x0 >= x1:
+        return
+    d2 = (np.arange(y0, y1)[:, None] - cy) ** 2 + (np.arange(x0, x1)[None, :] - cx) ** 2
+    path[y0:y1, x0:x1] += height * 2 * np.sqrt(np.clip(r * r - d2, 0, None))
+    if mask is not None:
+        mask[y0:y1, x0:x1] |= d2 <= r * r

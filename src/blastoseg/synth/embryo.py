@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from blastoseg.instances import Instances
+from blastoseg.synth.acquisition import Acquisition
 from blastoseg.synth.bodies import (
     ellipsoid_matrix,
     project_body,
@@ -95,13 +96,19 @@ def _fragment_candidates(rng: np.random.Generator, r_in: float, r_cells: float) 
     return np.column_stack([yx, radius, sign])
 
 
-def _new_embryo(shape: tuple[int, int], n: int, rng: np.random.Generator, diameter: tuple[float, float]) -> Embryo:
+def _new_embryo(
+    shape: tuple[int, int], n: int, rng: np.random.Generator, diameter: tuple[float, float],
+    centre: tuple[float, float] | None = None,
+) -> Embryo:
     side = min(shape)
     r_out = rng.uniform(*diameter) * side / 2
     zona_thick = r_out * rng.uniform(0.08, 0.18)
     r_in = r_out - zona_thick
-    room = max(0.0, min(side / 2 - r_in - 2, 0.5 * (side / 2 - r_out) + 0.05 * r_out))
-    origin = (shape[0] / 2 + rng.uniform(-room, room), shape[1] / 2 + rng.uniform(-room, room))
+    if centre is None:  # near the middle, whole
+        room = max(0.0, min(side / 2 - r_in - 2, 0.5 * (side / 2 - r_out) + 0.05 * r_out))
+        origin = (shape[0] / 2 + rng.uniform(-room, room), shape[1] / 2 + rng.uniform(-room, room))
+    else:
+        origin = (float(centre[0]), float(centre[1]))
     e, a = rng.uniform(0, 0.06), rng.uniform(0, np.pi)
     frame = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     zona_mat = ellipsoid_matrix(r_in * np.array([1 + e, 1 - e, 1]), frame)
@@ -186,7 +193,11 @@ def _free_fragments(emb: Embryo, bodies: list, shape: tuple[int, int]) -> np.nda
     return frags
 
 
-def _sample(emb: Embryo, style: Style, shape: tuple[int, int], rng: np.random.Generator) -> Sample:
+# A cell cut by the frame down to a sliver this small (px) is not annotated: nobody could.
+_MIN_CUT_AREA = 30
+
+
+def _sample(emb: Embryo, style: Style, shape: tuple[int, int], rng: np.random.Generator, acquisition: Acquisition | None = None) -> Sample:
     bodies, centers = _bodies(emb, shape)
     # Bodies never overlap in 3D and each close pair is split by a plane across the line
     # joining their centres, so the higher centre is in front along every line of sight.
@@ -194,8 +205,13 @@ def _sample(emb: Embryo, style: Style, shape: tuple[int, int], rng: np.random.Ge
     depth = np.empty(len(order), np.int32)
     depth[order] = np.arange(len(order))
     frags = _free_fragments(emb, bodies, shape)
-    image, frag_mask = render(emb, bodies, centers, order, frags, style, shape, rng)
-    inst = Instances.from_masks(shape, [(b[0], b[1] > 0) for b in bodies], depth=depth)
+    image, frag_mask = render(emb, bodies, centers, order, frags, style, shape, rng, acquisition)
+    masks = [(b[0], b[1] > 0) for b in bodies]
+    if acquisition is not None:  # cut embryos: drop what the frame leaves of a cell as a sliver
+        kept = [k for k, (_, m) in enumerate(masks) if m.sum() >= _MIN_CUT_AREA]
+        masks = [masks[k] for k in kept]
+        depth = np.argsort(np.argsort(depth[kept])).astype(np.int32)
+    inst = Instances.from_masks(shape, masks, depth=depth)
     return Sample(image, inst, frag_mask)
 
 
@@ -204,18 +220,28 @@ def synth_embryo(
     n_cells: int | None = None,
     seed: Seed = None,
     diameter: tuple[float, float] = (0.4, 0.95),
+    acquisition: Acquisition | bool = False,
 ) -> Sample:
     """One synthetic embryo image with exact amodal blastomere masks.
 
     n_cells: 1-16, or None to draw a stage (weighted toward 1, 2, 3, 4, 5-8, 9-16 cells).
     diameter: range of the zona's outer diameter as a fraction of the shorter image side.
+    acquisition: False for a clean, centred crop; True to draw how an instrument frames
+    and sees it (well views, cut and off-centre embryos, text, debris, JPEG, several
+    modalities; `diameter` is then the acquisition's); or a given `Acquisition`. Cells
+    that a cut embryo leaves outside the frame are not in the truth, so the count may
+    fall below `n_cells`.
     """
     rng = as_rng(seed)
     n = _sample_n(rng) if n_cells is None else int(n_cells)
     if not 1 <= n <= 16:
         raise ValueError(f"n_cells must be in 1..16, got {n}")
-    emb = _new_embryo(shape, n, rng, diameter)
-    return _sample(emb, Style.sample(rng, emb.r_in), shape, rng)
+    acq = Acquisition.sample(rng, shape) if acquisition is True else (acquisition or None)
+    if acq is None:
+        emb = _new_embryo(shape, n, rng, diameter)
+        return _sample(emb, Style.sample(rng, emb.r_in), shape, rng)
+    emb = _new_embryo(shape, n, rng, (acq.fill, acq.fill), acq.centre)
+    return _sample(emb, Style.sample(rng, emb.r_in, acq.modality), shape, rng, acq)
 
 
 def cleavage_counts(n_frames: int, final: int, rng: np.random.Generator) -> np.ndarray:
@@ -239,28 +265,35 @@ def synth_timelapse(
     seed: Seed = None,
     final_cells: int = 8,
     diameter: tuple[float, float] = (0.5, 0.95),
+    acquisition: Acquisition | bool = False,
 ) -> list[Sample]:
     """A cleaving embryo (1 -> 2 -> 3/4 -> ... -> `final_cells`) seen by one fixed camera.
 
     Clips shorter than the cleavage story stop earlier (at most 2**(n_frames - 1) cells).
 
     Zona, optics and illumination are shared by all frames; cells drift slightly between
-    frames and each division splits one of the largest cells.
+    frames and each division splits one of the largest cells. `acquisition` is as for
+    `synth_embryo`; its time stamp advances frame by frame.
     """
     if not 1 <= final_cells <= 16:
         raise ValueError(f"final_cells must be in 1..16, got {final_cells}")
     rng = as_rng(seed)
-    emb = _new_embryo(shape, 1, rng, diameter)
-    style = Style.sample(rng, emb.r_in)
+    acq = Acquisition.sample(rng, shape) if acquisition is True else (acquisition or None)
+    if acq is None:
+        emb = _new_embryo(shape, 1, rng, diameter)
+        style = Style.sample(rng, emb.r_in)
+    else:
+        emb = _new_embryo(shape, 1, rng, (acq.fill, acq.fill), acq.centre)
+        style = Style.sample(rng, emb.r_in, acq.modality)
     # A short clip cannot show every round: at most one division round per frame.
     final = min(final_cells, 2 ** (n_frames - 1))
     counts = cleavage_counts(n_frames, final, rng) if final > 1 else np.ones(n_frames, int)
     frames = []
-    for count in counts:
+    for index, count in enumerate(counts):
         while len(emb.vol) < count:
             big = np.flatnonzero(emb.vol >= emb.vol.max() * 0.75)
             emb = _divide(emb, int(rng.choice(big)), rng)
         jitter = rng.normal(0, 0.02 * emb.r_cells, emb.pos.shape)
         emb = _settle(replace(emb, pos=emb.pos + jitter), iters=40)
-        frames.append(_sample(emb, style, shape, rng))
+        frames.append(_sample(emb, style, shape, rng, acq.at_frame(index) if acq else None))
     return frames

@@ -7,12 +7,13 @@ Hoffman modulation contrast relief, and an absorption map for the brightfield pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
-from blastoseg.synth.bodies import harmonics
+from blastoseg.synth.acquisition import Acquisition
+from blastoseg.synth.bodies import add_sphere, harmonics
 from blastoseg.synth.scene import Embryo
 
 
@@ -49,14 +50,18 @@ class Style:
     debris: np.ndarray  # (k, 4) specks on the dish: y, x (fractions of the image), radius, sign
     waves: np.ndarray  # (3, 5) uneven illumination: y and x frequency, y and x phase, amplitude
     well: tuple[float, float] | None  # rim of the culture well: direction, radius; or None
+    saturation: float = 3.0  # relief at which the contrast modulator saturates
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, r_in: float) -> Style:
+    def sample(cls, rng: np.random.Generator, r_in: float, modality: str | None = None) -> Style:
+        """Optics for a modality of `acquisition.MODALITIES`; None draws the classic mix of
+        Hoffman contrast (3 in 4) and brightfield, with no acquisition effects."""
         u = rng.uniform
-        hmc = rng.random() < 0.75  # else plain brightfield: weak relief, more absorption/halo
+        # else plain brightfield: weak relief, more absorption/halo
+        hmc = rng.random() < 0.75 if modality is None else modality != "brightfield"
         scale = max(r_in / 90, 0.6)
         k = int(rng.poisson(3))
-        return cls(
+        style = cls(
             bg=u(0.35, 0.65),
             grad=tuple(rng.normal(0, 0.06, 2)),
             vignette=u(0, 0.45),
@@ -87,20 +92,15 @@ class Style:
             waves=np.column_stack([u(0.5, 2.5, (3, 2)), u(0, 2 * np.pi, (3, 2)), rng.normal(0, 0.02, 3)]),
             well=(u(0, 2 * np.pi), u(1.8, 2.2)) if rng.random() < 0.1 else None,
         )
-
-
-def _disc(
-    path: np.ndarray, cy: float, cx: float, r: float, height: float, mask: np.ndarray | None = None
-) -> None:
-    """Add a sphere of radius r (optical path `height` per unit thickness) at (cy, cx)."""
-    y0, x0 = max(int(cy - r) - 1, 0), max(int(cx - r) - 1, 0)
-    y1, x1 = min(int(cy + r) + 3, path.shape[0]), min(int(cx + r) + 3, path.shape[1])
-    if y0 >= y1 or x0 >= x1:
-        return
-    d2 = (np.arange(y0, y1)[:, None] - cy) ** 2 + (np.arange(x0, x1)[None, :] - cx) ** 2
-    path[y0:y1, x0:x1] += height * 2 * np.sqrt(np.clip(r * r - d2, 0, None))
-    if mask is not None:
-        mask[y0:y1, x0:x1] |= d2 <= r * r
+        if modality is None:
+            return style
+        style = replace(style, well=None)  # the acquisition's well replaces the corner shadow
+        if modality == "strong_hoffman":  # steep relief, cells almost clear
+            return replace(style, gain=u(0.14, 0.3), beta_cell=u(-0.05, 0.06), saturation=u(1.5, 3.0))
+        if modality == "dic":  # linear shear relief, no halo; mouse embryos: thick bright zona
+            return replace(style, gain=u(0.1, 0.25), beta_cell=u(-0.02, 0.04), halo=0.0, saturation=100.0,
+                           w_mem=u(0.5, 2.0), zona_h=u(4.0, 9.0), psf=u(0.6, 1.5))
+        return style
 
 
 def _zona(emb: Embryo, style: Style, yy: np.ndarray, xx: np.ndarray, tex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +125,10 @@ def render(
     style: Style,
     shape: tuple[int, int],
     rng: np.random.Generator,
+    acquisition: Acquisition | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(image, fragment mask) of an embryo whose cells are `bodies`, drawn in `order`."""
+    """(image, fragment mask) of an embryo whose cells are `bodies`, drawn in `order`,
+    seen as `acquisition` frames it (or as a clean crop)."""
     h, w = shape
     oy, ox = emb.origin
     yy = np.arange(h, dtype=np.float32)[:, None] - np.float32(oy)
@@ -158,12 +160,18 @@ def render(
     path += style.w_tex * tex * (cover > 0) * smooth
     frag_mask = np.zeros(shape, bool)
     for dy, dx, r, sign in frags:
-        _disc(path, dy + oy, dx + ox, r, sign * style.w_frag, frag_mask)
-        _disc(absorb, dy + oy, dx + ox, r, 0.5 * abs(style.beta_cell) / r)
+        add_sphere(path, dy + oy, dx + ox, r, sign * style.w_frag, frag_mask)
+        add_sphere(absorb, dy + oy, dx + ox, r, 0.5 * abs(style.beta_cell) / r)
     for fy, fx, r, sign in style.debris:  # specks on the dish, outside the zona
         if np.hypot(fy * h - oy, fx * w - ox) > emb.r_in + emb.zona_thick * 1.5:
-            _disc(path, fy * h, fx * w, r, sign)
-    return _camera(path, blurred, absorb, style, rng), frag_mask
+            add_sphere(path, fy * h, fx * w, r, sign)
+    if acquisition is None:
+        return _camera(path, blurred, absorb, style, rng), frag_mask
+    acquisition.draw_dish(path, absorb, (oy, ox), emb.r_in + emb.zona_thick, rng)
+    well = acquisition.well.light(shape) if acquisition.well is not None else None
+    style = replace(style, psf=float(np.hypot(style.psf, acquisition.blur)))
+    image = _camera(path, blurred, absorb, style, rng, well)
+    return acquisition.finish(image, rng), frag_mask
 
 
 def _nucleus(
@@ -186,15 +194,16 @@ def _nucleus(
         d = np.hypot(np.arange(y0, y1)[:, None] - ny, np.arange(x0, x1)[None, :] - nx)
         smooth[y0:y1, x0:x1] *= np.clip(d - r + 0.5, 0.15, 1)
         path[y0:y1, x0:x1] += style.w_mem * 0.6 * np.exp(-0.5 * (d - r) ** 2)
-        _disc(path, ny, nx, r, -0.15 * style.w_cell)
+        add_sphere(path, ny, nx, r, -0.15 * style.w_cell)
         for _ in range(int(rng.integers(1, 5 if zygote else 3))):
             off = rng.uniform(0, 0.6 * r)
             ang = rng.uniform(0, 2 * np.pi)
-            _disc(path, ny + off * np.sin(ang), nx + off * np.cos(ang), max(0.12 * r, 1.0), 0.8)
+            add_sphere(path, ny + off * np.sin(ang), nx + off * np.cos(ang), max(0.12 * r, 1.0), 0.8)
 
 
 def _camera(
-    path: np.ndarray, blurred: np.ndarray, absorb: np.ndarray, style: Style, rng: np.random.Generator
+    path: np.ndarray, blurred: np.ndarray, absorb: np.ndarray, style: Style, rng: np.random.Generator,
+    well: np.ndarray | None = None,
 ) -> np.ndarray:
     """Optics blur; relief + absorption + halo under uneven light; sensor noise and gain."""
     h, w = path.shape
@@ -203,7 +212,7 @@ def _camera(
         path += ndimage.gaussian_filter(blurred, style.dof_sigma)
     gy, gx = np.gradient(path)
     relief = np.cos(style.light) * gx + np.sin(style.light) * gy
-    relief = 3.0 * np.tanh(relief / 3.0)  # Hoffman's modulator saturates on steep edges
+    relief = style.saturation * np.tanh(relief / style.saturation)  # Hoffman's modulator saturates on steep edges
     halo = path - ndimage.gaussian_filter(path, 3.0, truncate=2.5)
     absorb = ndimage.gaussian_filter(absorb, style.psf)
     iy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
@@ -216,6 +225,8 @@ def _camera(
         a, radius = style.well
         dist = np.hypot(iy - 2.6 * np.sin(a), ix - 2.6 * np.cos(a)) - radius
         light = light * (0.35 + 0.65 / (1 + np.exp(-dist * 25)))
+    if well is not None:
+        light = light * well
     img = light * (1 - absorb) + style.gain * relief + style.halo * halo
     img = np.clip(img, 0, None)
     # Shot noise (Gaussian approximation of Poisson at these photon counts) and read noise.

@@ -15,10 +15,15 @@ from skimage.transform import resize
 
 from blastoseg.inference import framing
 from blastoseg.inference.preprocess import as_model_wants, normalize, working_shape
-from blastoseg.instances import Instances
+from blastoseg.instances import FRAGMENT, Instances
 from blastoseg.settings import PipelineSettings
 
 Pair = tuple[np.ndarray, Instances]
+
+# Share of synthetic embryos drawn as instruments acquire them (well views, cut and
+# off-centre embryos, text, debris, JPEG, four modalities); the rest are clean crops,
+# which keep the clean look and the full cell counts in view.
+ACQUIRED = 0.75
 
 
 class PairSource:
@@ -63,9 +68,11 @@ class SyntheticSource:
             side = self.settings.working_size or self.size
             if self.settings.frame_fill:
                 side = max(self.size, 2 * side)
-            sample = synth.synth_embryo((side, side), seed=rng)
-        else:  # the shapes protocol fixes the frame and object sizes: draw, then rescale
-            sample = synth.synth_shapes(size=self.size, seed=rng)
+            acquired = bool(rng.random() < ACQUIRED)
+            sample = synth.synth_embryo((side, side), seed=rng, acquisition=acquired)
+            return normalize(sample.image), with_fragments(sample.instances, sample.fragments)
+        # The shapes protocol fixes the frame and object sizes: draw, then rescale.
+        sample = synth.synth_shapes(size=self.size, seed=rng)
         return normalize(sample.image), sample.instances
 
     def for_model(self, settings: PipelineSettings) -> SyntheticSource:
@@ -74,6 +81,17 @@ class SyntheticSource:
         if not settings.working_size:
             settings = settings.replaced(working_size=self.settings.working_size)
         return SyntheticSource(self.kind, self.size, settings)
+
+
+def with_fragments(cells: Instances, fragments: np.ndarray) -> Instances:
+    """The cells and, as class FRAGMENT behind them, each connected piece of a fragment
+    mask (touching fragments become one)."""
+    from scipy import ndimage
+
+    pieces = Instances.from_label_image(ndimage.label(fragments)[0]) if fragments.any() else Instances.empty(cells.shape)
+    behind = int(cells.depth.max()) + 1 if len(cells) else 0
+    pieces = pieces.with_depth(np.full(len(pieces), behind)).with_class(FRAGMENT)
+    return Instances.concatenate([cells, pieces])
 
 
 def as_model_sees(image: np.ndarray, instances: Instances, settings: PipelineSettings, rng: np.random.Generator | None = None) -> Pair:

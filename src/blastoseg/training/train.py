@@ -29,7 +29,7 @@ import torch
 from blastoseg import checkpoint, d4, limits
 from blastoseg.device import resolve_device
 from blastoseg.inference import object_size
-from blastoseg.instances import Instances
+from blastoseg.instances import CELL, Instances
 from blastoseg.model import Model
 from blastoseg.settings import PipelineSettings
 from blastoseg.training.augmentation import Augmentation, sample_batch
@@ -45,16 +45,18 @@ class TrainEvent:
     elapsed: float  # seconds
     eta: float  # seconds left
     lr: float
-    validation: float | None = None  # AP_dsb@0.5 on the validation pairs, when just measured
+    validation: float | None = None  # AP_dsb@0.5 on the validation pairs (0..1), when just measured
     validation_last: float | None = None  # the same for the last step's weights, when averaging
-    best: float | None = None
+    best: float | None = None  # the best validation so far (0..1); None without validation pairs
     saved: Path | None = None
+    parent: float | None = None  # a fine-tune's parent model on the same validation pairs
 
     def as_dict(self) -> dict[str, float | int | None]:
         """One JSON-ready log line: step, seconds, learning rate, loss terms, validation."""
         return {"step": self.step, "elapsed": round(self.elapsed), "lr": round(self.lr, 6),
                 **{k: round(v, 4) for k, v in self.losses.items()}, "val_ap50": self.validation,
-                **({"val_ap50_last": self.validation_last} if self.validation_last is not None else {}), "best": self.best}
+                **({"val_ap50_last": self.validation_last} if self.validation_last is not None else {}), "best": self.best,
+                **({"parent": self.parent} if self.parent is not None else {})}
 
 
 @dataclass
@@ -155,7 +157,7 @@ def validate(model: Model, pairs: Sequence[tuple[np.ndarray, Instances]], device
     predictor = Predictor(model, tta=False, device=device)
     scores = []
     for image, truth in pairs:
-        found = predictor.segment_tile(image)
+        found, truth = predictor.segment_tile(image).of_class(CELL), truth.of_class(CELL)  # AP of the cells
         scores.append(ap_dsb(found, truth if model.method.amodal else truth.visible(), 0.5))
     model.__dict__.pop("_inference_nets", None)  # the weights change: drop the fused copy
     return float(np.mean(scores)) if scores else float("nan")
@@ -169,10 +171,10 @@ def training_sizes(settings: PipelineSettings, source: PairSource | SyntheticSou
     `object_size`). A fine-tuned model keeps the range it knew and learns the new one: the
     union of both."""
     if isinstance(source, PairSource):
-        sets = [instances for _, instances in source.pairs]
+        sets = [instances.of_class(CELL) for _, instances in source.pairs]
     else:  # a fixed seed: the record does not depend on the training stream
         rng = np.random.default_rng(0)
-        sets = [source.draw(rng)[1] for _ in range(SIZE_SAMPLES)]
+        sets = [source.draw(rng)[1].of_class(CELL) for _ in range(SIZE_SAMPLES)]
     sizes = object_size.training_sizes(sets)
     if settings.object_diameters:
         known = settings.object_diameters["range"]
@@ -190,7 +192,9 @@ def train(
     """Train `model` in place, yielding an event per step; returns the model at the end.
 
     The best checkpoint (by validation, or the last one without validation pairs) is
-    written to `output` after every validation, so stopping early keeps it. With
+    written to `output` after every validation, so stopping early keeps it. A fine-tune
+    (a model with a `parent` record) first scores its parent on the validation pairs; the
+    checkpoint records that score and whether the fine-tuned state beats it. With
     `options.keep_better`, the starting weights are validated first and only a better
     model is saved. A loss or weight that turns NaN or infinite stops training with
     `TrainingDiverged` before anything broken is saved.
@@ -209,14 +213,15 @@ def train(
     model.pipeline = training_sizes(model.pipeline, source)
     validation = [in_view(*as_model_sees(image, truth, model.pipeline), i) for i, (image, truth) in enumerate(validation)]
     net = model.net.to(device)
+    # The starting weights, scored once: a fine-tune's parent, or the model a resume must beat.
+    wanted = validation and ("parent" in model.metadata or options.keep_better)
+    start_score = validate(model, validation, device) if wanted else None
+    parent = start_score if "parent" in model.metadata else None
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
-    best: float | None = None
-    if options.keep_better and validation:
-        best = validate(model, validation, device)
+    best = start_score if options.keep_better else None
     saved_step: int | None = None
     start = time.perf_counter()
     step, fraction = 0, 0.0
-    history: list[dict[str, float]] = []
     share = min(float(config.get("pretrain_fraction", 0.0)), 0.9)
     if share > 0:  # e.g. a shape prior fitted on the masks before the network
         batches = (sample_batch(source, options.batch, options.augmentation, rng)[1] for _ in itertools.count())
@@ -242,6 +247,8 @@ def train(
         images, instances = sample_batch(source, options.batch, options.augmentation, rng)
         # A method with a schedule over training (FCRNet's alpha) sees where training is.
         step_config = method.on_progress(config, fraction)
+        if not method.finds_fragments(step_config):  # fragments are not cells: leave them out
+            instances = [inst.of_class(CELL) for inst in instances]
         targets = method.collate([method.targets(inst, step_config) for inst in instances])
         net.train()
         losses = method.training_loss(net, torch.from_numpy(images).to(device), targets, step_config)
@@ -256,22 +263,24 @@ def train(
         step += 1
         elapsed = time.perf_counter() - start
         fraction = options.budget.fraction(step, elapsed)
-        history.append(values)
         event = TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, lr)
+        event.parent = parent
         if step % options.validate_every == 0 or fraction >= 1.0:
             check_weights(scored.net, step, options.lr, kept_note(output, saved_step, existed))
-            score = validate(scored, validation, device) if validation else -float(np.mean([h["total"] for h in history[-options.validate_every :]]))
-            event.validation = score if validation else None
+            score = validate(scored, validation, device) if validation else None
+            event.validation = score
             if average and validation:
                 event.validation_last = validate(model, validation, device)
-            # A later model as good as the best is kept; one as good as the starting weights is not.
-            if best is None or score > best or (score == best and saved_step is not None):
+            # Without validation: the latest. A later model as good as the best is kept; one
+            # only as good as the starting weights (keep_better) is not.
+            if score is None or best is None or score > best or (score == best and saved_step is not None):
                 best = score
-                model.metadata.update(
-                    training={"description": options.description, "steps": step, "seconds": round(elapsed, 1),
-                              "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
-                              "validation_ap50": score if validation else None, "ema_decay": options.ema_decay},
-                )
+                record = {"description": options.description, "steps": step, "seconds": round(elapsed, 1),
+                          "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
+                          "validation_ap50": score, "ema_decay": options.ema_decay}
+                if parent is not None:
+                    record |= {"parent_validation_ap50": round(parent, 4), "beats_parent": bool(score > parent)}
+                model.metadata.update(training=record)
                 event.saved = checkpoint.save(scored, output)
                 saved_step = step
             event.best = best

@@ -33,6 +33,8 @@ from blastoseg._napari._widgets.tasks import (
     notify,
     pump,
 )
+from blastoseg.files import fragment_labels
+from blastoseg.inference.embryo import zona_labels
 
 if TYPE_CHECKING:
     import napari
@@ -115,10 +117,10 @@ class SegmentWidget(Container):
 
         def work():  # noqa: ANN202 - a generator for the worker
             from blastoseg import checkpoint
-            from blastoseg.inference.predict import segment_frames
+            from blastoseg.inference.predict import analyse_frames
 
             model = checkpoint.load(path, device)
-            found = yield from pump(lambda progress: segment_frames(frames, model, tta=tta, tile=tile, device=device,
+            found = yield from pump(lambda progress: analyse_frames(frames, model, tta=tta, tile=tile, device=device,
                                                                           auto_scale=rescale, progress=progress))
             return model, found
 
@@ -149,11 +151,18 @@ class SegmentWidget(Container):
         if result is CANCELLED:
             notify("info", "Segmentation cancelled; no layers were added")
             return
-        model, frames = result
+        model, results = result
+        frames = [r.cells for r in results]
         provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256}
         geometry = {"scale": list(layer.scale), "translate": list(layer.translate)}
-        added = [self._viewer.add_labels(data, **kwargs)
-                 for data, kwargs, _ in L.result_layers(frames, layer.name, provenance, L.new_run_id(), **geometry)]
+        shape = frames[0].shape
+        zona = fragments = None
+        if any(r.embryo is not None for r in results):
+            zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
+        if any(r.fragments is not None for r in results):
+            fragments = np.stack([fragment_labels(r.fragments, shape) for r in results])
+        layers = L.result_layers(frames, layer.name, provenance, L.new_run_id(), **geometry, zona=zona, fragments=fragments)
+        added = [self._viewer.add_labels(data, **kwargs) for data, kwargs, _ in layers]
         by_cell = {L.tag(a)["cell"]: a for a in added if L.tag(a).get("role") == "cell"}
         packed = next((a for a in added if L.tag(a).get("role") == "packed"), None)
         self._last = (frames, by_cell, packed)

@@ -135,15 +135,21 @@ class TrainWidget(Container):
             from blastoseg import checkpoint
             from blastoseg.model import new_model
             from blastoseg.training.augmentation import Augmentation
+            from blastoseg.training.finetune import plan
             from blastoseg.training.train import TrainOptions, train
 
             model = new_model(method) if start is None else checkpoint.fine_tune_start(start, device)
             side = min(min(img.shape) for img, _ in source.pairs)
-            options = TrainOptions(budget, batch=BATCH, augmentation=Augmentation(crop=max(64, min(CROP_MAX, side // 32 * 32))),
+            if start is None:
+                pairs, validation, lr = source, source.pairs[:MAX_VALIDATION_IMAGES], TrainOptions.lr
+            else:  # the same fine-tuning as `blastoseg train --init`: replay, held-out views, the parent to beat
+                fine = plan(model, source.pairs)
+                pairs, validation, lr = fine.source, fine.validation, model.method.finetune_lr
+            options = TrainOptions(budget, batch=BATCH, lr=lr, augmentation=Augmentation(crop=max(64, min(CROP_MAX, side // 32 * 32))),
                                    validate_every=max(1, min(25, (budget.steps or 100) // 4)), device=device,
                                    description=f"napari: {'trained' if start is None else 'fine-tuned'} on "
                                                f"{len(source.pairs)} annotated frame(s) of {image}")
-            return (yield from train(model, source, options, output, validation=source.pairs[:MAX_VALIDATION_IMAGES]))
+            return (yield from train(model, pairs, options, output, validation=validation))
 
         def on_event(event: Any) -> None:
             self._show(event)
@@ -183,7 +189,18 @@ class TrainWidget(Container):
         elif result is CANCELLED:
             notify("info", f"Training cancelled; kept the best checkpoint so far: {self.output}")
         else:
-            notify("info", f"Trained model saved to {self.output}; it is now in the Segment widget's model list")
+            notify("info", f"Trained model saved to {self.output}; it is now in the Segment widget's model list"
+                           + self.verdict())
+
+    def verdict(self) -> str:
+        """How the fine-tuned model compares with the one it started from, on the same frames."""
+        last = next((e for e in reversed(self.history) if e.best is not None), None)
+        if last is None or last.parent is None:
+            return ""
+        if last.best > last.parent:
+            return f". It beats the model it started from: {last.best:.3f} against {last.parent:.3f}"
+        return (f". It does NOT beat the model it started from ({last.best:.3f} against {last.parent:.3f} "
+                "on the same frames): keep segmenting with that one")
 
     # ------------------------------------------------------------------ display
     def _show(self, event: Any) -> None:

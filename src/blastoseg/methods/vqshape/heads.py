@@ -178,7 +178,7 @@ class VQShapeNet(nn.Module):
             rpn_anchor_generator=anchors,
             box_roi_pool=MultiScaleRoIAlign(levels, 7, 2),
             box_head=FastRCNNConvFCHead((width, 7, 7), [int(c) for c in config["box_head_conv"]], [box_fc]),
-            box_predictor=FastRCNNPredictor(box_fc, 2),
+            box_predictor=FastRCNNPredictor(box_fc, 3 if config.get("fragments") else 2),  # background, cell[, fragment]
             mask_roi_pool=MultiScaleRoIAlign(levels, 14, 2), mask_head=mask_head, mask_predictor=mask_predictor,
             rpn_batch_size_per_image=int(config["rpn_batch_size_per_image"]),
             box_batch_size_per_image=int(config["box_batch_size_per_image"]),
@@ -233,9 +233,10 @@ class VQShapeNet(nn.Module):
         heads, sizes = self.detector.roi_heads, image_list.image_sizes
         proposals, _ = self.detector.rpn(image_list, levels)
         class_logits, box_regression = heads.box_predictor(heads.box_head(heads.box_roi_pool(levels, proposals, sizes)))
-        boxes, scores, _ = heads.postprocess_detections(class_logits, box_regression, proposals, sizes)
+        boxes, scores, labels = heads.postprocess_detections(class_logits, box_regression, proposals, sizes)
         masks = torch.sigmoid(self.mask_logits(heads.mask_roi_pool(levels, boxes, sizes))["mask"][:, 0])
-        return [{"boxes": b, "scores": s, "masks": m} for b, s, m in zip(boxes, scores, masks.split([len(b) for b in boxes]))]
+        return [{"boxes": b, "scores": s, "labels": c, "masks": m}
+                for b, s, c, m in zip(boxes, scores, labels, masks.split([len(b) for b in boxes]))]
 
     def _losses(
         self, image_list: ImageList, levels: OrderedDict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]],

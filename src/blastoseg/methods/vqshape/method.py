@@ -18,6 +18,9 @@ two), an FPN 96 wide and a narrow box head, trained from scratch (20 MB budget, 
 speed, no downloads);
 K = 64 codes of dimension 32 on a 7 x 7 grid (a 392 -> 3136 FC keeps the head small);
 depth order is not predicted: instances are ranked front to back by score.
+
+With `fragments`, the box classifier has a third class, fragment (cytoplasm pieces
+that are not cells), so fragments are detected as such and never counted as cells.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from blastoseg.instances import Instances
+from blastoseg.instances import CELL, FRAGMENT, Instances
 from blastoseg.methods.base import Config, Detector
 
 if TYPE_CHECKING:
     from blastoseg.model import Model
+
+# How far below the cell class a new fragment class's logit starts (e^-6: 0.25 % of its odds).
+FRAGMENT_START = 6.0
 
 LOSS_WEIGHTS = {"loss_objectness": 1.0, "loss_rpn_box_reg": 1.0, "loss_classifier": 1.0, "loss_box_reg": 1.0,
                 "mask": 1.0, "code": 1.0, "refine": 1.0}
@@ -76,6 +82,7 @@ class VQShape(Detector):
     # hidden cells that some views score low.
     pipeline_defaults = {"working_size": 256, "tile_overlap": 128, "tta_min_votes": 4}
     tta_tuning_grid = {"box_score_thresh": (0.5, 0.65, 0.8, 0.9, 0.95), "tta_min_votes": (3, 4, 5)}
+    architecture_keys = ("fragments",)
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -83,7 +90,7 @@ class VQShape(Detector):
             "backbone_blocks": [2, 2, 1], "fpn_width": 96,
             "anchor_sizes": [24, 48, 96, 192], "aspect_ratios": [0.5, 1.0, 2.0],
             "box_head_conv": [32], "box_head_fc": 256,
-            "mask_head": "vq", "refine": True, "occlusion": True, "occlusion_width": 48,
+            "mask_head": "vq", "refine": True, "occlusion": True, "occlusion_width": 48, "fragments": False,
             "fcn_layers": [64, 64, 64, 64],
             "codebook_size": 64, "code_dim": 32, "vq_width": 32, "vq_beta": 0.25,
             "code_head_width": 64, "code_head_bottleneck": 8, "refine_width": 64,
@@ -104,17 +111,46 @@ class VQShape(Detector):
 
         return VQShapeNet(config)
 
+    def finds_fragments(self, config: Config) -> bool:
+        return bool(config.get("fragments", False))
+
+    def rebuilt(self, net: torch.nn.Module, config: Config) -> torch.nn.Module:
+        """The network for the new config; a box predictor grown by the fragment class
+        starts that class from the cell class's weights, its logit lowered so that the
+        cells keep their scores until the fragments are learnt. The rest is copied."""
+        new = self.build(config)
+        target = new.state_dict()
+        for key, value in net.state_dict().items():
+            if key not in target:
+                continue
+            if target[key].shape == value.shape:
+                target[key] = value
+            elif "box_predictor" in key and value.shape[1:] == target[key].shape[1:]:
+                rows = value.shape[0] // 2  # per class: 1 logit (cls_score) or 4 offsets (bbox_pred)
+                if target[key].shape[0] > value.shape[0]:
+                    extra = value[rows:].clone()
+                    if key.endswith("cls_score.bias"):
+                        extra -= FRAGMENT_START
+                    target[key] = torch.cat([value, extra])
+                else:
+                    target[key] = value[: 2 * rows]
+        new.load_state_dict(target)
+        return new
+
     # ------------------------------------------------------------------ training
     def targets(self, instances: Instances, config: Config) -> dict[str, np.ndarray]:
+        cells = instances.of_class(CELL)
         return {
             "boxes": instances.boxes[:, [1, 0, 3, 2]].astype(np.float32).reshape(-1, 4),  # x0, y0, x1, y1
+            "labels": (1 + (instances.classes == FRAGMENT)).astype(np.int64),
             "masks": instances.to_mask_stack().astype(np.uint8),
-            "occlusion": occlusion_target(instances),
+            "occlusion": occlusion_target(cells),
         }
 
     def collate(self, targets: list[dict[str, np.ndarray]]) -> dict[str, Any]:
         return {
             "boxes": [torch.from_numpy(t["boxes"]) for t in targets],
+            "labels": [torch.from_numpy(t["labels"]) for t in targets],
             "masks": [torch.from_numpy(t["masks"]) for t in targets],
             "occlusion": torch.from_numpy(np.stack([t["occlusion"] for t in targets]))[:, None],
         }
@@ -126,8 +162,8 @@ class VQShape(Detector):
         device = images.device
         net.configure(config)
         detector_targets = [
-            {"boxes": b.to(device), "labels": torch.ones(len(b), dtype=torch.int64, device=device), "masks": m.to(device)}
-            for b, m in zip(targets["boxes"], targets["masks"])
+            {"boxes": b.to(device), "labels": c.to(device), "masks": m.to(device)}
+            for b, c, m in zip(targets["boxes"], targets["labels"], targets["masks"])
         ]
         terms = net(images, detector_targets, targets["occlusion"].to(device))
         weights = {**LOSS_WEIGHTS, "occlusion": float(config["w_occlusion"])}
@@ -171,11 +207,13 @@ class VQShape(Detector):
         found = []
         for detection in net(images):
             scores = detection["scores"].float().cpu().numpy()
+            classes = (detection["labels"].cpu().numpy() == 2).astype(np.int8) * FRAGMENT
             pairs = paste_masks(detection["boxes"], detection["masks"], shape, float(config["mask_threshold"]))
-            kept = [i for i, (_, crop) in enumerate(pairs) if crop.sum() >= int(config["min_size"])]
+            # Fragments are small: the minimum size is a cell's.
+            kept = [i for i, (_, crop) in enumerate(pairs) if crop.sum() >= (int(config["min_size"]) if classes[i] == CELL else 4)]
             # Box order is not depth: rank front to back by score (the best seen is nearest).
             inst = Instances.from_masks(shape, [pairs[i] for i in kept], scores=scores[kept] if kept else [],
-                                        depth=np.arange(len(kept)))
+                                        depth=np.arange(len(kept)), classes=classes[kept] if kept else [])
             found.append(merge_duplicates(inst, float(config["mask_nms_thresh"])))
         return found
 

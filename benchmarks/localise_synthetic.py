@@ -1,0 +1,63 @@
+"""The zona localiser on synthetic acquisitions (well views, cut and off-centre embryos, text,
+debris, JPEG, four modalities): the set its rules are chosen on.
+
+    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320]
+
+Per frame, as `benchmarks.localise_real` measures the real frames: the share of the true
+cells' and fragments' pixels inside the found `inside_mask` (~1.0 is right) and the share
+of that disc they cover (a well's disc is mostly empty medium). A frame is *on the
+embryo* when at least 95 % of its cells lie inside and they cover at least 40 % of the
+disc. Prints one JSON line: those figures overall and per view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=4040)
+    parser.add_argument("--size", type=int, default=320)
+    args = parser.parse_args()
+
+    from blastoseg.inference.localise import find_embryo
+    from blastoseg.synth import synth_embryo
+    from blastoseg.synth.acquisition import Acquisition
+
+    rng = np.random.default_rng(args.seed)
+    shape = (args.size, args.size)
+    rows, seconds = [], []
+    for _ in range(args.n):
+        acq = Acquisition.sample(np.random.default_rng(rng.integers(2**31)), shape)
+        sample = synth_embryo(shape, seed=rng, acquisition=acq)
+        union = (sample.instances.coverage() > 0) | sample.fragments
+        start = time.perf_counter()
+        embryo = find_embryo(sample.image)
+        seconds.append(time.perf_counter() - start)
+        view = "well" if acq.well is not None else "no well"
+        if embryo is None or not union.any():
+            rows.append({"view": view, "found": embryo is not None, "inside": 0.0, "covered": 0.0})
+            continue
+        inside = embryo.inside_mask(shape)
+        rows.append({"view": view, "found": True, "inside": float((union & inside).sum() / union.sum()),
+                     "covered": float((union & inside).sum() / max(inside.sum(), 1))})
+
+    def summary(part: list[dict]) -> dict:
+        on = [r["inside"] >= 0.95 and r["covered"] >= 0.4 for r in part]
+        return {"frames": len(part), "found": sum(r["found"] for r in part), "on_embryo": int(sum(on)),
+                "inside_mean": round(float(np.mean([r["inside"] for r in part])), 4),
+                "covered_mean": round(float(np.mean([r["covered"] for r in part])), 4)}
+
+    report = {"overall": summary(rows), **{view: summary([r for r in rows if r["view"] == view]) for view in ("well", "no well")},
+              "seconds_mean": round(float(np.mean(seconds)), 3)}
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
