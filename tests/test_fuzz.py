@@ -182,8 +182,8 @@ CASES = {
     "train --steps 0": Case("train synthetic:embryo --steps 0 -o {t}/m.safetensors", 2, "budget must be positive"),
     "train --minutes nan": Case("train synthetic:embryo --minutes nan -o {t}/m.safetensors", 2, "budget must be positive"),
     "train --epochs 0": Case("train {w}/ds --epochs 0 -o {t}/m.safetensors", 2, "--epochs must be a positive"),
-    "train --lr 0": Case("train synthetic:embryo --lr 0 --steps 1 -o {t}/m.safetensors", 2, "learning rate must be a positive"),
-    "train --lr nan": Case("train synthetic:embryo --lr nan --steps 1 -o {t}/m.safetensors", 2, "learning rate must be a positive"),
+    "train --lr -1": Case("train synthetic:embryo --lr -1 --steps 1 -o {t}/m.safetensors", 2, "learning rate must be a number >= 0"),
+    "train --lr nan": Case("train synthetic:embryo --lr nan --steps 1 -o {t}/m.safetensors", 2, "learning rate must be a number >= 0"),
     "train --batch 0": Case("train synthetic:embryo --batch 0 --steps 1 -o {t}/m.safetensors", 2, "batch size"),
     "train --ema 1.5": Case("train synthetic:embryo --ema 1.5 --steps 1 -o {t}/m.safetensors", 2, "between 0 and 1"),
     "train --lr 1e9 diverges": Case("train synthetic:embryo --steps 6 --validate-every 6 --batch 1 --crop 32 --lr 1e9 "

@@ -109,8 +109,8 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if not _whole(self.batch) or self.batch < 1:
             raise ValueError(f"the batch size must be a whole number of at least 1; got {self.batch}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"the learning rate must be a positive number; got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr >= 0):  # 0 is allowed: it measures the start unchanged
+            raise ValueError(f"the learning rate must be a number >= 0, e.g. 1e-3; got {self.lr}")
         if not _whole(self.validate_every) or self.validate_every < 1:
             raise ValueError(f"validate every 1 or more steps; got {self.validate_every}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
