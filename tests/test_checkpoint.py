@@ -80,9 +80,16 @@ def test_registry_lists_user_models(tmp_path, monkeypatch):
 def test_devices():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device(" CPU ") == torch.device("cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
-            resolve_device("cuda")
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(ValueError, match="no CUDA"):
+                resolve_device(name)
+    for name, hint in (("gpu", "an NVIDIA GPU is 'cuda'"), ("tpu", "use auto, cpu"), ("cuda:x", "use auto"), ("", "use auto")):
+        with pytest.raises(ValueError, match=hint):
+            resolve_device(name)
+    with pytest.raises(ValueError, match="a device is one of"):
+        resolve_device(3)
 
 
 def test_saved_checkpoints_are_readable_by_others(tmp_path):
@@ -115,3 +122,53 @@ def test_embedseg_offsets_and_sigma_start_at_zero(net):
     model = new_model("embedseg", {"net": net, "net_options": {}})
     raw = model.net.eval()(torch.rand(1, 1, 64, 64))
     assert raw.shape[1] == 5 and torch.count_nonzero(raw[:, :4]) == 0 and torch.count_nonzero(raw[:, 4]) > 0
+
+
+def test_nan_weights_are_never_saved_nor_loaded(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = new_model("embedseg", TINY)
+    good = checkpoint.save(model, tmp_path / "m.safetensors")
+    before = good.read_bytes()
+    with torch.no_grad():
+        next(model.net.parameters())[0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        checkpoint.save(model, good)
+    assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    # A NaN model written by an earlier version is refused at loading, not run to find nothing.
+    with safe_open(str(good), "pt") as handle:
+        meta = handle.metadata()
+    save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, str(tmp_path / "nan.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="NaN or infinite.*Train it again"):
+        checkpoint.load(tmp_path / "nan.safetensors", device="cpu")
+
+
+@pytest.mark.parametrize("edit", [{"method": "nonesuch"}, {"method": ["embedseg"]}, {"config": [1, 2]},
+                                  {"pipeline": {"working_size": 2}}, {"config": {"net_options": {"base": "x"}}}])
+def test_damaged_metadata_is_a_checkpoint_error(tmp_path, edit):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = checkpoint.save(new_model("embedseg", TINY), tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        meta, state = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    meta.update({k: json.dumps(v) for k, v in edit.items()})
+    save_file(state, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match="m.safetensors"):
+        checkpoint.load(path, device="cpu")
+
+
+def test_a_truncated_checkpoint_is_a_checkpoint_error(tmp_path):
+    path = checkpoint.save(new_model("embedseg", TINY), tmp_path / "m.safetensors")
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="m.safetensors"):
+        checkpoint.load(path, device="cpu")
+
+
+def test_a_folder_named_like_a_checkpoint_is_named_as_a_folder(tmp_path):
+    (tmp_path / "x.safetensors").mkdir()
+    with pytest.raises(CheckpointError, match="is a folder"):
+        checkpoint.read_metadata(tmp_path / "x.safetensors")

@@ -251,3 +251,34 @@ def test_bright_objects_inverts_only_a_bright_background():
     dark[2:4, 2:4] = 1.0  # a bright object on a dark background: kept as it is
     assert bright_objects(dark) is dark
     np.testing.assert_array_equal(bright_objects(1 - dark), dark)  # dark object, bright background
+
+
+# ---------------------------------------------------------------------- damaged files
+def _rewrite_info(path, edit) -> None:
+    """Rewrite the blastoseg metadata of an amodal file as a hand edit or a bug would."""
+    with tifffile.TiffFile(path) as tif:
+        data, info = tif.series[0].asarray(), json.loads(tif.imagej_metadata["Info"])
+    edit(info)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TZYX" if data.ndim == 4 else "ZYX", "Info": json.dumps(info)})
+
+
+@pytest.mark.parametrize(("edit", "text"), [
+    (lambda info: info.pop("frames"), "no 'frames' list"),
+    (lambda info: info["frames"].pop(), "2 frame entries for 3 frames"),
+    (lambda info: info.update(shape=[9, 9]), "not \\(L, H, W\\)"),
+    (lambda info: info.update(shape=[3, 1, 5, 5]), "does not match"),
+    (lambda info: info["frames"][0].update(depth=[]), "frame 0 lacks matching"),
+    (lambda info: info["frames"][1].update(embryo=[1, 2]), "'embryo' is not a mapping"),
+])
+def test_damaged_metadata_is_refused_not_truncated(tmp_path, edit, text):
+    full = _overlapping()
+    path = io.write_amodal(tmp_path / "s.tif", [full, full[[0]], full[[1, 2]]])
+    _rewrite_info(path, edit)
+    with pytest.raises(ValueError, match=f"s.tif: its blastoseg metadata is damaged \\(.*{text}"):
+        io.read_amodal(path)
+
+
+def test_embryos_must_come_one_per_frame(tmp_path):
+    with pytest.raises(ValueError, match="1 embryo entries for 2 frames"):
+        io.write_amodal(tmp_path / "x.tif", [_overlapping(), _overlapping()], embryos=[None])
+    assert not (tmp_path / "x.tif").exists()

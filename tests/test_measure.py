@@ -149,6 +149,17 @@ def test_empty_frame_and_empty_input():
         measure.measure_frames([])
 
 
+@pytest.mark.parametrize(("kwargs", "text"), [
+    ({"frame_interval_h": 0.0}, "frame interval must be a positive"), ({"frame_interval_h": -1.0}, "frame interval"),
+    ({"frame_interval_h": float("nan")}, "frame interval"), ({"pixel_size": float("nan")}, "pixel size must be a positive"),
+    ({"pixel_size": float("inf")}, "pixel size"), ({"pixel_size": (1.0, 0.0)}, "pixel size"),
+    ({"embryos": [None, None]}, "2 embryos entries for 1 frames"), ({"cell_ids": []}, "0 cell_ids entries for 1 frames"),
+])
+def test_bad_measuring_settings_are_refused_even_for_empty_frames(kwargs, text):
+    with pytest.raises(ValueError, match=text):
+        measure.measure_frames(Instances.empty((32, 32)), **kwargs)
+
+
 def test_fragmentation_percent_and_istanbul_grade():
     from blastoseg.instances import FRAGMENT
     from blastoseg.measure import fragmentation_grade

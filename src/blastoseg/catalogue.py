@@ -10,6 +10,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from blastoseg.atomic import is_temporary
+
 SUFFIX = ".safetensors"
 # One default model for every door: Python's `segment`, the command line and napari.
 DEFAULT_MODEL = "vqshape"
@@ -28,15 +30,21 @@ def user_models_dir() -> Path:
     return Path(platformdirs.user_data_dir("blastoseg", appauthor=False)) / "models"
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The `*.safetensors` names in `folder`, damaged ones and folders so named included (so
+    that `blastoseg info` can name them), hidden files and interrupted writes left out."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"*{SUFFIX}") if not p.name.startswith(".") and not is_temporary(p))
+
+
 def list_models() -> dict[str, Path]:
     """Model name -> file: shipped models by name, user models by name or 'user:NAME' on a clash."""
     found: dict[str, Path] = {}
-    if shipped_models_dir().is_dir():
-        for path in sorted(shipped_models_dir().glob(f"*{SUFFIX}")):
-            found[path.stem] = path
-    if user_models_dir().is_dir():
-        for path in sorted(user_models_dir().glob(f"*{SUFFIX}")):
-            found[path.stem if path.stem not in found else f"user:{path.stem}"] = path
+    for path in _entries(shipped_models_dir()):
+        found[path.stem] = path
+    for path in _entries(user_models_dir()):
+        found[path.stem if path.stem not in found else f"user:{path.stem}"] = path
     return found
 
 

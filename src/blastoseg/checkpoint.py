@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from blastoseg import __version__
+from blastoseg.atomic import atomic_write
 from blastoseg.catalogue import SUFFIX, list_models
 from blastoseg.device import resolve_device
 from blastoseg.methods import get_method
@@ -46,18 +46,18 @@ def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
     meta.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     header = {key: json.dumps(value) for key, value in meta.items()}
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a model that can only answer NaN must never replace one that works
+        raise CheckpointError(f"not saving {path.name}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                              "are NaN or infinite")
     umask = os.umask(0)
     os.umask(umask)
-    try:
-        save_file(state, tmp, metadata=header)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise survive the rename
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    def write(tmp: Path) -> None:
+        save_file(state, str(tmp), metadata=header)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files 0600: others could not read the model
+
+    return atomic_write(path, write)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -65,6 +65,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -93,13 +95,25 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto") -
     if not path.exists():
         raise FileNotFoundError(f"no model named or found at {name_or_path!r}; known models: {', '.join(registry) or 'none'}")
     meta = read_metadata(path)
-    method = get_method(meta["method"])
-    own, moved = split_config(meta.get("config", {}))  # older files keep pipeline settings in the config
-    config = {**method.default_config(), **own}
-    pipeline = PipelineSettings.from_dict({**method.pipeline_defaults, **moved, **meta.get("pipeline", {})})
-    net = method.build(config)
     try:
-        net.load_state_dict(load_file(str(path)))
+        method = get_method(meta["method"])
+        own, moved = split_config(meta.get("config", {}))  # older files keep pipeline settings in the config
+        config = {**method.default_config(), **own}
+        pipeline = PipelineSettings.from_dict({**method.pipeline_defaults, **moved, **meta.get("pipeline", {})})
+        net = method.build(config)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # hand-edited or damaged metadata
+        raise CheckpointError(f"{path.name}: its metadata does not describe a model blastoseg can build "
+                              f"({error.__class__.__name__}: {str(error)[:200]})") from None
+    try:
+        weights = load_file(str(path))
+    except Exception as error:  # a truncated file passes the header check and fails here
+        raise CheckpointError(f"{path.name}: cannot read its weights ({str(error)[:200]}); the file is damaged") from None
+    broken = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(f"{path.name}: weights {', '.join(broken[:3])} are NaN or infinite; the model was "
+                              "damaged in training and would find nothing. Train it again (e.g. with a lower --lr)")
+    try:
+        net.load_state_dict(weights)
     except RuntimeError as error:
         raise CheckpointError(f"{path.name}: weights do not fit the {method.name} network ({str(error)[:200]})") from None
     net.to(resolve_device(device)).eval()

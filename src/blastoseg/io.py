@@ -9,42 +9,98 @@ provenance travel as JSON in the ImageJ "Info" field, so Fiji opens the file as 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blastoseg import limits
+from blastoseg.atomic import atomic_write  # also the writer of measure's CSVs
 from blastoseg.instances import Instances
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg")
 FORMAT_NAME = "blastoseg-amodal"
 FORMAT_VERSION = 1
+MEMMAP_BYTES = 1 << 26  # uncompressed TIFFs this large are memory-mapped, not read
 
 
 # ---------------------------------------------------------------------- images
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Pixels of a TIFF, PNG or JPEG file, as stored (no conversion)."""
+    """Pixels of a TIFF, PNG or JPEG file, as stored (no conversion).
+
+    The declared size is checked against the pixel budget (`limits`) before any pixel is
+    read; a large uncompressed TIFF is memory-mapped read-only rather than loaded.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"cannot read {path}: unknown file type {suffix or '(no suffix)'!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
+    _check_is_file(path, "image")
+    if suffix in TIFF_SUFFIXES:
+        return _read_tiff(path)
+    import imageio.v3 as iio
+
     try:
-        if suffix in TIFF_SUFFIXES:
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        import imageio.v3 as iio
-
-        return np.asarray(iio.imread(path))
+        shape = iio.improps(path).shape
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
+    limits.check_pixels(shape, path.name)
+    try:
+        return np.asarray(iio.imread(path))
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    """A corrupt or foreign file: the library's own words are often cryptic ('list index out of range')."""
+    detail = " ".join(str(error).split()) or error.__class__.__name__
+    return ValueError(f"cannot read {path}: it is damaged or not a {path.suffix.lstrip('.').upper()} file ({detail})")
+
+
+def _check_is_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give {what} files, not a folder")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such {what} file: {path}")
+
+
+@contextlib.contextmanager
+def _tifffile_quiet() -> Iterator[None]:
+    """tifffile logs what it finds wrong in a damaged file and then raises; the one-line
+    error made of it says it once."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+@_tifffile_quiet()
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, mappable = series.shape, series.dataoffset is not None
+            nbytes = series.size * series.dtype.itemsize
+    except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
+        raise _unreadable(path, exc) from exc
+    limits.check_pixels(shape, path.name)
+    try:
+        if mappable and nbytes >= MEMMAP_BYTES:  # the pages stay on disk until used
+            return tifffile.memmap(path, mode="r")
+        return np.asarray(tifffile.imread(path))
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
@@ -58,26 +114,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     import imageio.v3 as iio
 
     return atomic_write(path, lambda tmp: iio.imwrite(tmp, np.asarray(image), extension=suffix))
-
-
-# ---------------------------------------------------------------------- atomic writes
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Run `write(tmp)` on a temp file beside `path`, then rename it over `path`.
-
-    A crash or Ctrl-C mid-write never leaves a half-written result under the real name.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    # A fresh unique name rather than mkstemp: mkstemp's 0600 mode would survive the rename.
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _atomic_tiff(path: Path, data: np.ndarray, **kwargs: Any) -> Path:
@@ -126,19 +162,22 @@ def write_amodal(
         data[t, : p.shape[0]] = p
     if single:
         data = data[0]
+    if embryos is not None and len(embryos) != len(frames):
+        raise ValueError(f"{len(embryos)} embryo entries for {len(frames)} frames; give one per frame (None where none was found)")
     info = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "shape": list(data.shape),
         "provenance": {**{str(k): str(v) for k, v in (provenance or {}).items()}, "blastoseg_version": __version__},
         "frames": [{"scores": f.scores.tolist(), "depth": f.depth.tolist(), **({"embryo": dict(e)} if e else {})}
-                   for f, e in zip(frames, embryos or [None] * len(frames))],
+                   for f, e in zip(frames, embryos or [None] * len(frames), strict=True)],
     }
     axes = "ZYX" if single else "TZYX"
     # zlib (deflate) shrinks label planes ~100x and is read by ImageJ/Fiji and every TIFF library.
     return _atomic_tiff(Path(path), data, imagej=True, compression="zlib", metadata={"axes": axes, "Info": json.dumps(info)})
 
 
+@_tifffile_quiet()
 def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any]]:
     """Frames of `Instances` and the provenance dict from an amodal (or plain label) TIFF.
 
@@ -151,21 +190,28 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
     path = Path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         raise ValueError(f"cannot read {path} as labels: expected a .tif file")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such label file: {path}")
+    _check_is_file(path, "label")
     try:
-        with tifffile.TiffFile(path) as tif:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
+        raise _unreadable(path, exc) from exc
+    with tif:
+        try:
             series = tif.series[0]
+            axes, info = series.axes, _blastoseg_info(tif)
+        except Exception as exc:
+            raise _unreadable(path, exc) from exc
+        limits.check_pixels(series.shape, path.name)  # before a single plane is decoded
+        try:
             data = series.asarray()
-            axes = series.axes
-            info = _blastoseg_info(tif)
-    except Exception as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        except Exception as exc:
+            raise _unreadable(path, exc) from exc
     if data.dtype.kind not in "biu":
         if data.dtype.kind != "f" or not np.array_equal(data, np.round(data)):
             raise ValueError(f"{path} does not hold integer labels (dtype {data.dtype}); expected a label or layered-label TIFF")
         data = data.astype(np.int64)
     if info is not None:
+        _check_info(info, data.size, path)
         data = data.reshape(info["shape"])
         stack = data[None] if data.ndim == 3 else data
         metas = info["frames"]
@@ -174,17 +220,54 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
         stack = _as_tlhw(data, axes, path)
         metas = [None] * stack.shape[0]
         provenance = {}
-    return [_unpack(planes, meta) for planes, meta in zip(stack, metas)], provenance
+    return [_unpack(planes, meta) for planes, meta in zip(stack, metas, strict=True)], provenance
 
 
+@_tifffile_quiet()
 def read_embryos(path: str | os.PathLike) -> list[dict[str, Any] | None]:
     """Per frame of an amodal TIFF, the embryo (zona) found in it, as
     `inference.localise.Embryo.as_dict` stored it; None where none was found or stored."""
     import tifffile
 
-    with tifffile.TiffFile(Path(path)) as tif:
-        info = _blastoseg_info(tif)
-    return [frame.get("embryo") for frame in info["frames"]] if info else []
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            info = _blastoseg_info(tif)
+            size = tif.series[0].size
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+    if info is None:
+        return []
+    _check_info(info, size, path)
+    return [frame.get("embryo") for frame in info["frames"]]
+
+
+def _check_info(info: Mapping[str, Any], size: int, path: Path) -> None:
+    """Refuse metadata that do not describe the file's planes, one entry per frame: a
+    truncated or hand-edited file must not lose frames or shift scores silently."""
+
+    def damaged(what: str) -> ValueError:
+        return ValueError(f"{path}: its blastoseg metadata is damaged ({what}); segment the image again to rewrite it")
+
+    shape = info.get("shape")
+    if not (isinstance(shape, list) and len(shape) in (3, 4) and all(isinstance(s, int) and s >= 0 for s in shape)):
+        raise damaged(f"'shape' is {shape!r}, not (L, H, W) or (T, L, H, W)")
+    if int(np.prod(shape)) != size:
+        raise damaged(f"'shape' {shape} does not match the {size} label pixels stored")
+    frames = info.get("frames")
+    n_frames = 1 if len(shape) == 3 else shape[0]
+    if not isinstance(frames, list):
+        raise damaged("no 'frames' list")
+    if len(frames) != n_frames:
+        raise damaged(f"{len(frames)} frame entries for {n_frames} frames")
+    for t, frame in enumerate(frames):
+        ok = isinstance(frame, dict) and all(isinstance(frame.get(k), list) for k in ("scores", "depth"))
+        if not ok or len(frame["scores"]) != len(frame["depth"]):
+            raise damaged(f"frame {t} lacks matching 'scores' and 'depth' lists")
+        if not isinstance(frame.get("embryo", {}), (dict, type(None))):
+            raise damaged(f"frame {t}'s 'embryo' is not a mapping")
+    if not isinstance(info.get("provenance", {}), dict):
+        raise damaged("'provenance' is not a mapping")
 
 
 def _blastoseg_info(tif: Any) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ Definitions (docs/tutorial.md repeats them):
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +60,8 @@ class Measurements:
 
 def _spacing(pixel_size: PixelSize) -> tuple[float, float]:
     sy, sx = (pixel_size, pixel_size) if np.isscalar(pixel_size) else tuple(pixel_size)  # type: ignore[misc]
-    if not (sy > 0 and sx > 0):
-        raise ValueError(f"pixel size must be positive; got {pixel_size}")
+    if not (0 < sy < math.inf and 0 < sx < math.inf):
+        raise ValueError(f"the pixel size must be a positive number of micrometres; got {pixel_size}")
     return float(sy), float(sx)
 
 
@@ -219,6 +220,12 @@ def measure_frames(
     frames = [frames] if isinstance(frames, Instances) else list(frames)
     if not frames:
         raise ValueError("nothing to measure: no frames given")
+    _spacing(pixel_size)  # refused before any work, even when no frame holds a cell
+    if frame_interval_h is not None and not 0 < frame_interval_h < math.inf:
+        raise ValueError(f"the frame interval must be a positive number of hours between frames; got {frame_interval_h}")
+    for name, given in (("cell_ids", cell_ids), ("embryos", embryos or None)):
+        if given is not None and len(given) != len(frames):
+            raise ValueError(f"{len(given)} {name} entries for {len(frames)} frames; give one per frame")
     cell_tables, frame_rows = [], []
     for t, instances in enumerate(frames):
         cells = measure_instances(instances, pixel_size, frame=t, cell_ids=None if cell_ids is None else cell_ids[t])

@@ -146,3 +146,39 @@ def test_measure_command_matches_the_ground_truth_areas(tmp_path, capsys):
     assert sorted(cells["area_px"]) == sorted(sample.instances.areas().tolist())
     assert np.allclose(sorted(cells["area_um2"]), sorted(sample.instances.areas() * 0.25))
     assert main(["measure", str(tmp_path / "nope_amodal.tif"), "-o", str(tmp_path / "t.csv")]) == 2
+
+
+def test_info_lists_every_model_and_names_the_unreadable_ones(capsys, monkeypatch, tmp_path):
+    from blastoseg import checkpoint
+    from blastoseg.model import new_model
+
+    monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path))
+    models = tmp_path / "models"
+    models.mkdir()
+    checkpoint.save(new_model("embedseg", {"net_options": {"base": 4, "depth": 2, "full_res": 4}}), models / "good.safetensors")
+    (models / "junk.safetensors").write_bytes(b"\x00" * 40)
+    (models / "x.safetensors").mkdir()
+    assert main(["info"]) == 0
+    captured = capsys.readouterr()
+    lines = {line.split()[0]: line for line in captured.out.splitlines() if line.startswith("  ")}
+    assert "embedseg" in lines["good"] and "unreadable" not in lines["good"]
+    assert "unreadable" in lines["junk"] and "is a folder" in lines["x"]
+    assert "2 of the models above cannot be read" in captured.err and "Traceback" not in captured.err
+
+
+def test_synth_never_writes_over_existing_images(datasets, capsys):
+    folder = datasets / "amodal"
+    before = {p: p.read_bytes() for p in folder.rglob("*.tif")}
+    assert main(["synth", str(folder), "--n", "2", "--seed", "5", "--size", "128"]) == 2
+    assert "already holds images/embryo_0000.tif and 3 more" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in folder.rglob("*.tif")} == before
+    assert main(["synth", str(folder), "--size", "100000"]) == 2  # refused before a pixel is drawn
+    assert "over the limit" in capsys.readouterr().err
+
+
+def test_evaluate_without_a_single_matching_name_is_an_error(datasets, tmp_path, capsys):
+    frames, _ = io.read_amodal(datasets / "amodal" / "masks" / "embryo_0000.tif")
+    io.write_amodal(tmp_path / "other_amodal.tif", frames[0])
+    assert main(["evaluate", str(tmp_path), str(datasets / "amodal")]) == 2
+    err = capsys.readouterr().err
+    assert "no prediction" in err and "'other'" in err and "'embryo_0000'" in err

@@ -26,17 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (2 for bad input, with a one-line message)."""
+    """Run the CLI; returns the exit code: 2 for bad input, 1 when the disk or memory runs out,
+    each with a one-line message."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    from blastoseg.cli.common import INPUT_ERRORS, error_message, notices_as_lines
+
     try:
-        return int(args.func(args))
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        print(f"blastoseg {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        with notices_as_lines():
+            return int(args.func(args))
+    except (ValueError, OSError, MemoryError) as exc:  # what the user can fix: the input, the disk, the memory
+        print(f"blastoseg {args.command}: error: {error_message(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, INPUT_ERRORS) else 1
     except KeyboardInterrupt:
         print("blastoseg: interrupted", file=sys.stderr)
         return 130

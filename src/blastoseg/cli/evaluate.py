@@ -13,8 +13,16 @@ def run(args: argparse.Namespace) -> int:
     from blastoseg.instances import Instances
     from blastoseg.training import datasets
 
+    if not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold is a score between 0 and 1; got {args.threshold}")
     gts = datasets.read_instances_dir(args.gt_dir, progress=lambda it: progress(it, desc="read ground truth"))
     preds = datasets.read_instances_dir(args.pred_dir, progress=lambda it: progress(it, desc="read predictions"))
+    if not preds.keys() & gts.keys():  # scores of all-empty predictions would look like a result
+        raise ValueError(
+            f"no prediction in {args.pred_dir} has the name of a ground-truth image in {args.gt_dir} "
+            f"(e.g. {next(iter(preds))!r} and {next(iter(gts))!r}); predictions are matched by name, "
+            "<name>.tif or <name>_amodal.tif against masks/<name>.tif"
+        )
     missing = [name for name in gts if name not in preds]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -22,8 +30,6 @@ def run(args: argparse.Namespace) -> int:
     extra = [name for name in preds if name not in gts]
     if extra:
         warn(f"{len(extra)} predictions have no ground truth and are ignored: {', '.join(extra[:5])}")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold is a score between 0 and 1; got {args.threshold}")
     names = list(gts)
     pred_list = [preds.get(name, Instances.empty(gts[name].shape)) for name in names]
     for name, pred in zip(names, pred_list):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from blastoseg.cli.common import warn
+
 
 def run(args: argparse.Namespace) -> int:
     import platform
@@ -29,12 +31,15 @@ def run(args: argparse.Namespace) -> int:
 
     models = list_models()
     print(f"models    {len(models)} found")
+    unreadable = 0
     for name, path in models.items():
-        try:
-            method = read_metadata(path).get("method", "?")
-        except ValueError as error:
-            method = f"unreadable: {error}"
+        try:  # one damaged file must not hide the others
+            method = str(read_metadata(path).get("method", "?"))
+        except (ValueError, OSError) as error:
+            method, unreadable = f"unreadable: {error}", unreadable + 1
         print(f"  {name:<20} {method:<10} {path}")
+    if unreadable:
+        warn(f"{unreadable} of the models above cannot be read; move or delete them, or train them again")
     return 0
 
 

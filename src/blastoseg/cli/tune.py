@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix != ".safetensors":
         raise ValueError(f"the output must be a .safetensors file; got {output.name}")
+    if output.is_dir():
+        raise IsADirectoryError(f"-o {output} is a folder; give the model file to write, e.g. {output / 'tuned.safetensors'}")
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1; got {args.n}")
     if output.exists() and not args.overwrite:
         raise ValueError(f"{output} exists; choose another -o or pass --overwrite")
     model = load(args.model, device=args.device)

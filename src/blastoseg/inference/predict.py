@@ -28,7 +28,7 @@ from blastoseg.inference.embryo import Embryo
 from blastoseg.inference.localise import find_embryo
 from blastoseg.inference.merging import agreed, merge_views
 from blastoseg.inference.plausible import plausible_cells, plausible_fragments
-from blastoseg.inference.preprocess import as_frames, model_input, working_shape
+from blastoseg.inference.preprocess import as_array, as_frames, model_input, working_shape
 from blastoseg.inference.tiling import plan_tiles, segment_tiled
 from blastoseg.instances import CELL, FRAGMENT, Instances
 from blastoseg.methods.base import Detector
@@ -150,6 +150,13 @@ def _tiling(shape: tuple[int, int], tile: int | None, settings: PipelineSettings
     return tile, overlap
 
 
+def _check_flags(**flags: object) -> None:
+    """Refuse a switch given as anything but a bool: tta="no" is truthy and would run TTA."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False; got {value!r}")
+
+
 @dataclass(frozen=True)
 class FrameResult:
     """What one frame gives: its cells, the embryo (zona) they were found in if localised,
@@ -184,7 +191,8 @@ def analyse_frames(
     segmented at another scale than its neighbours. `progress(done, total)` counts network
     passes: frames x tiles x TTA views, plus the passes of any frame segmented again.
     """
-    frames = as_frames(np.asarray(image))
+    _check_flags(tta=tta, auto_scale=auto_scale, bf16=bf16)
+    frames = as_frames(image)
     device = resolve_device(device)
     model = _as_model(model, device)
     predictor = Predictor(model, tta, device, bf16=bf16)
@@ -314,7 +322,7 @@ def segment(
     auto_scale: bool = True,
 ) -> Instances:
     """Segment one 2D frame (H, W); see `segment_frames` for stacks and `auto_scale`."""
-    image = np.asarray(image)
+    image = as_array(image)
     if image.ndim == 3 and image.shape[-1] not in (3, 4):
         raise ValueError(f"segment() takes one 2D frame; got shape {image.shape}. Use segment_frames() for stacks")
     return segment_frames(image, model, tta=tta, tile=tile, device=device, progress=progress, bf16=bf16, auto_scale=auto_scale)[0]

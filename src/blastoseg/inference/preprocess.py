@@ -6,23 +6,44 @@ model sees its input the same way in training and at inference.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
 
+from blastoseg.notices import tell
 from blastoseg.settings import PipelineSettings
 
 MIN_SIDE = 16
 
 
+def as_array(image: object) -> np.ndarray:
+    """`image` as a numpy array: numpy, nested lists, a torch tensor (any device, with or
+    without grad) or a dask / xarray array (computed). A file path is refused, pointing to
+    the function that reads files."""
+    if isinstance(image, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"got a file name ({image!r}), not pixels: pass a numpy array, e.g. "
+            "blastoseg.io.read_image(path), or use blastoseg.segment_file(path, model, out_dir) for files"
+        )
+    if type(image).__module__.split(".")[0] == "torch":  # without importing torch
+        image = image.detach().cpu().numpy()
+    try:
+        return np.asarray(image)
+    except Exception as exc:  # ragged lists, a tensor type numpy cannot convert
+        raise TypeError(f"cannot read {type(image).__name__} as an image: {exc}; pass a numpy array") from None
+
+
 def as_frames(image: np.ndarray, *, rgb: bool | None = None, notify: Callable[[str], None] | None = None) -> np.ndarray:
-    """Validate `image` and return float32 frames (T, H, W).
+    """Validate `image` and return frames (T, H, W), float32 (float64 if float32 would overflow).
 
     Accepts (H, W), (H, W, 3|4) RGB(A), (T, H, W) and (T, H, W, 3|4). `rgb=None`
     detects colour from a last axis of 3 or 4; colour is converted to grey and
-    `notify` is told so.
+    `notify` is told so (Python's `warnings` when no `notify` is given), as it is when
+    a (3|4, H, W) array, which may be channels first, is read as frames. A frame without
+    one finite pixel is refused.
     """
-    image = np.asarray(image)
+    image = as_array(image)
     shape = tuple(image.shape)
     if image.dtype.kind not in "biuf":
         raise ValueError(f"image pixels must be numbers; got dtype {image.dtype} (shape {shape}). Convert to real-valued intensities first")
@@ -34,10 +55,9 @@ def as_frames(image: np.ndarray, *, rgb: bool | None = None, notify: Callable[[s
         from skimage.color import rgb2gray
 
         # Drop alpha instead of blending it: exported micrographs carry an opaque alpha.
-        frames = rgb2gray(image[..., :3]).astype(np.float32)
+        frames = rgb2gray(_within_float32(image[..., :3])).astype(np.float32)
         frames = frames[None] if frames.ndim == 2 else frames
-        if notify is not None:
-            notify(f"RGB image of shape {shape} converted to greyscale")
+        tell(f"RGB image of shape {shape} converted to greyscale", notify)
     elif image.ndim == 2:
         frames = image[None]
     elif image.ndim == 3:
@@ -54,19 +74,82 @@ def as_frames(image: np.ndarray, *, rgb: bool | None = None, notify: Callable[[s
             else ""
         )
         raise ValueError(f"frames must be at least {MIN_SIDE}x{MIN_SIDE} pixels; got shape {shape} (read as (T, H, W) = {frames.shape}).{hint}")
+    if image.ndim == 3 and not is_rgb and shape[0] in (3, 4):
+        tell(f"an array of shape {shape} is read as {shape[0]} frames of a time-lapse; if it is one colour image "
+              "with channels first, pass image.transpose(1, 2, 0) or pick one channel", notify)
+    if frames.dtype.kind == "f":
+        _refuse_empty_frames(frames)
+    return _within_float32(frames)
+
+
+def _within_float32(frames: np.ndarray) -> np.ndarray:
+    """float32 frames, or float64 ones when float32 cannot hold their finite values (1e300
+    would become inf; `normalize` brings them to a usable range)."""
+    if frames.dtype.kind == "f" and frames.dtype.itemsize > 4:
+        with np.errstate(over="ignore"):
+            narrow = frames.astype(np.float32)
+        if np.count_nonzero(np.isinf(narrow)) > np.count_nonzero(np.isinf(frames)):
+            return frames.astype(np.float64, copy=False)
+        return narrow
     return frames.astype(np.float32, copy=False)
 
 
+def _refuse_empty_frames(frames: np.ndarray) -> None:
+    empty = [t for t, frame in enumerate(frames) if not np.isfinite(frame).any()]
+    if empty:
+        if len(frames) == 1:
+            where = "the image holds"
+        else:
+            listed = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
+            where = f"frame{'s' if len(empty) > 1 else ''} {listed} of {len(frames)} hold{'' if len(empty) > 1 else 's'}"
+        raise ValueError(f"{where} no finite pixel (all NaN or infinite): nothing to segment. "
+                         "Check how the image was exported, or drop those frames")
+
+
+# Normalised values are kept within +-LIMIT: a pixel of 1e300 among intensities of 0-255
+# would otherwise become inf in float32 and every map a network makes from it NaN.
+LIMIT = 1e6
+
+
 def normalize(frame: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """Map the `low` and `high` percentiles to 0 and 1 (float32, not clipped)."""
-    values = np.asarray(frame, dtype=np.float32)
-    lo, hi = np.percentile(values, [low, high])
-    if not hi > lo:
-        # Nearly constant images: fall back to the full range, then to all zeros.
-        lo, hi = float(values.min()), float(values.max())
-    if not hi > lo:
-        return np.zeros(values.shape, np.float32)
-    return ((values - lo) / (hi - lo)).astype(np.float32)
+    """Map the `low` and `high` percentiles to 0 and 1 (float32, not clipped but kept
+    within +-LIMIT).
+
+    NaN and infinite pixels are left out of the percentiles, with a `notices.Notice` giving
+    their count; NaN and -inf come out as 0, +inf as 1. A frame without one finite pixel
+    is a ValueError.
+    """
+    values = _within_float32(np.asarray(frame))
+    if values.dtype.kind != "f":
+        values = values.astype(np.float32)
+    finite = np.isfinite(values)
+    n_bad = values.size - int(np.count_nonzero(finite))
+    if n_bad == values.size:
+        raise ValueError("the frame holds no finite pixel (all NaN or infinite); it cannot be normalised or segmented")
+    sample = values[finite] if n_bad else values
+    if n_bad:
+        tell(f"{n_bad} of {values.size} pixels are NaN or infinite; they are left out of the normalisation "
+              "and read as background (NaN, -inf) or as bright (+inf)", None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo, hi = np.percentile(sample, [low, high])
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # interpolating between +-1e308 overflows
+            lo, hi = np.percentile(sample, [low, high], method="nearest")
+        if not hi > lo:
+            # Nearly constant images: fall back to the full range, then to all zeros.
+            lo, hi = float(sample.min()), float(sample.max())
+        span = np.float64(hi) - np.float64(lo)
+        if not hi > lo:
+            out = np.zeros(values.shape, np.float32)
+        elif np.isfinite(span):
+            out = np.subtract(values, lo, dtype=np.float64)
+            out /= span
+        else:  # the range itself overflows: halve everything, which changes no ratio
+            out = np.subtract(values / 2, lo / 2, dtype=np.float64)
+            out /= hi / 2 - lo / 2
+    np.clip(out, -LIMIT, LIMIT, out=out)
+    if n_bad:
+        out[~finite] = np.where(values[~finite] > 0, 1.0, 0.0)
+    return out.astype(np.float32, copy=False)
 
 
 def bright_objects(frame: np.ndarray) -> np.ndarray:

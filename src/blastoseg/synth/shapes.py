@@ -42,6 +42,11 @@ def _circumradius(kind: int) -> float:
     return float(np.hypot(*RECTANGLE_SIZE) / 2)
 
 
+def min_canvas() -> int:
+    """The smallest canvas side on which every shape fits wholly inside, with its margin."""
+    return int(np.ceil(2 * max(_circumradius(k) for k in (TRIANGLE, RECTANGLE, CIRCLE)) + 3))
+
+
 def shapes_scene(
     rng: np.random.Generator,
     n_per_class: int = 6,
@@ -55,6 +60,9 @@ def shapes_scene(
     Shapes are placed back to front; each new (nearer) shape is re-drawn up to `tries`
     times until every shape behind it keeps at least `min_visible` of its area visible.
     """
+    smallest = min_canvas()
+    if size < smallest:
+        raise ValueError(f"synthetic shapes need a canvas of at least {smallest} px (the shapes are fixed in size); got {size}")
     classes = np.repeat(np.array([TRIANGLE, RECTANGLE, CIRCLE]), n_per_class)
     n = len(classes)
     depth = rng.permutation(n).astype(np.int32)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from blastoseg import io
+from blastoseg.atomic import is_temporary
 from blastoseg.inference import preprocess
 from blastoseg.instances import Instances
 
@@ -30,11 +31,16 @@ class Item:
     instances: Instances
 
 
+def _skipped(path: Path) -> bool:
+    """Hidden files (an interrupted write's temporary among them) and folders are not items."""
+    return path.name.startswith(".") or is_temporary(path) or not path.is_file()
+
+
 def _image_files(folder: Path) -> dict[str, Path]:
     images = folder / "images"
     found: dict[str, Path] = {}
     for path in sorted(images.iterdir()):
-        if path.suffix.lower() not in io.IMAGE_SUFFIXES or path.name.startswith("."):
+        if path.suffix.lower() not in io.IMAGE_SUFFIXES or _skipped(path):
             continue
         if path.stem in found:
             raise ValueError(f"two images are named {path.stem!r} in {images} ({found[path.stem].name}, {path.name}); keep one")
@@ -70,7 +76,11 @@ def read_item(folder: str | os.PathLike, name: str) -> Item:
     images = _image_files(folder)
     if name not in images:
         raise FileNotFoundError(f"no image named {name!r} in {folder / 'images'}")
-    frames = preprocess.as_frames(io.read_image(images[name]))
+    pixels = io.read_image(images[name])
+    try:
+        frames = preprocess.as_frames(pixels)
+    except ValueError as error:  # say which of the dataset's images it is
+        raise ValueError(f"{images[name]}: {error}") from None
     if frames.shape[0] != 1:
         raise ValueError(f"{images[name]} holds {frames.shape[0]} frames; a dataset image must be one 2D frame")
     mask_path = folder / "masks" / f"{name}{MASK_SUFFIX}"
@@ -127,7 +137,7 @@ def read_instances_dir(
         folder = folder / "masks"
     paths: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in io.TIFF_SUFFIXES or path.name.startswith("."):
+        if path.suffix.lower() not in io.TIFF_SUFFIXES or _skipped(path):
             continue
         stem = path.stem
         if stem.endswith(AMODAL_TAG):

@@ -32,7 +32,7 @@ class PairSource:
     def __init__(self, pairs: Sequence[Pair]) -> None:
         if not pairs:
             raise ValueError("no annotated images to train on; annotate at least one image first")
-        self.pairs = [(normalize(np.asarray(img, np.float32)), inst) for img, inst in pairs]
+        self.pairs = [(normalize(np.asarray(img)), inst) for img, inst in pairs]
         if not any(len(inst) for _, inst in self.pairs):
             raise ValueError("the annotations hold no instances; paint at least one cell before training")
 

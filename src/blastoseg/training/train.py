@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
+import numbers
 import os
 import time
 from collections.abc import Generator, Sequence
@@ -24,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blastoseg import checkpoint, d4
+from blastoseg import checkpoint, d4, limits
 from blastoseg.device import resolve_device
 from blastoseg.inference import object_size
 from blastoseg.instances import CELL, Instances
 from blastoseg.model import Model
 from blastoseg.settings import PipelineSettings
 from blastoseg.training.augmentation import Augmentation, sample_batch
+from blastoseg.training.divergence import LossWatch, check_weights, kept_note
 from blastoseg.training.sources import PairSource, SyntheticSource, as_model_sees
 
 
@@ -70,8 +73,8 @@ class Budget:
         self._cpu_start = time.process_time()
         if (self.steps is None) == (self.minutes is None):
             raise ValueError("give a training budget as either a number of steps or of minutes")
-        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
-            raise ValueError("the training budget must be positive")
+        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and not 0 < self.minutes < math.inf):
+            raise ValueError(f"the training budget must be positive; got {self.steps if self.minutes is None else self.minutes}")
 
     def fraction(self, step: int, elapsed: float) -> float:
         if self.steps is not None:
@@ -79,6 +82,13 @@ class Budget:
         if self.clock == "cpu":
             elapsed = time.process_time() - self._cpu_start
         return min(elapsed / (60 * self.minutes), 1.0)
+
+
+MIN_CROP = 16
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -92,6 +102,24 @@ class TrainOptions:
     device: str = "auto"
     description: str = ""  # training data and command, stored in the checkpoint
     ema_decay: float | None = None  # average the weights over ~1 / (1 - decay) steps
+    # Save only a model that validates better than the starting weights: resuming must not
+    # replace a good checkpoint with a worse one.
+    keep_better: bool = False
+
+    def __post_init__(self) -> None:
+        if not _whole(self.batch) or self.batch < 1:
+            raise ValueError(f"the batch size must be a whole number of at least 1; got {self.batch}")
+        if not (math.isfinite(self.lr) and self.lr >= 0):  # 0 is allowed: it measures the start unchanged
+            raise ValueError(f"the learning rate must be a number >= 0, e.g. 1e-3; got {self.lr}")
+        if not _whole(self.validate_every) or self.validate_every < 1:
+            raise ValueError(f"validate every 1 or more steps; got {self.validate_every}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"the weight-average decay must lie between 0 and 1, e.g. 0.999; got {self.ema_decay}")
+        crop = self.augmentation.crop
+        if not _whole(crop) or crop < MIN_CROP:
+            raise ValueError(f"the training crop must be at least {MIN_CROP} pixels; got {crop}")
+        limits.check_pixels((self.batch, crop, crop), f"a training batch of {self.batch} crops of {crop} px",
+                            remedy="choose a smaller crop or batch")
 
 
 def weight_average(net: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -166,9 +194,18 @@ def train(
     The best checkpoint (by validation, or the last one without validation pairs) is
     written to `output` after every validation, so stopping early keeps it. A fine-tune
     (a model with a `parent` record) first scores its parent on the validation pairs; the
-    checkpoint records that score and whether the fine-tuned state beats it.
+    checkpoint records that score and whether the fine-tuned state beats it. With
+    `options.keep_better`, the starting weights are validated first and only a better
+    model is saved. A loss or weight that turns NaN or infinite stops training with
+    `TrainingDiverged` before anything broken is saved.
     """
+    output = Path(output)
+    existed = output.exists()
     device = resolve_device(options.device)
+    multiple = int(getattr(model.net, "multiple", 1))
+    if options.augmentation.crop % multiple:
+        raise ValueError(f"the training crop must be a multiple of {multiple} pixels for this network; got "
+                         f"{options.augmentation.crop} (e.g. {max(multiple, options.augmentation.crop // multiple * multiple)})")
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     method, config = model.method, model.config
@@ -176,17 +213,23 @@ def train(
     model.pipeline = training_sizes(model.pipeline, source)
     validation = [in_view(*as_model_sees(image, truth, model.pipeline), i) for i, (image, truth) in enumerate(validation)]
     net = model.net.to(device)
-    parent = validate(model, validation, device) if validation and "parent" in model.metadata else None
+    # The starting weights, scored once: a fine-tune's parent, or the model a resume must beat.
+    wanted = validation and ("parent" in model.metadata or options.keep_better)
+    start_score = validate(model, validation, device) if wanted else None
+    parent = start_score if "parent" in model.metadata else None
     optimiser = torch.optim.Adam(net.parameters(), lr=options.lr)
-    best: float | None = None
+    best = start_score if options.keep_better else None
+    saved_step: int | None = None
     start = time.perf_counter()
     step, fraction = 0, 0.0
     share = min(float(config.get("pretrain_fraction", 0.0)), 0.9)
     if share > 0:  # e.g. a shape prior fitted on the masks before the network
         batches = (sample_batch(source, options.batch, options.augmentation, rng)[1] for _ in itertools.count())
+        watch = LossWatch(options.lr)
         with contextlib.closing(method.pretrain(model, batches, device)) as stages:
             for values in stages:
                 step += 1
+                watch.check(values, step, kept_note(output, saved_step, existed))
                 elapsed = time.perf_counter() - start
                 fraction = options.budget.fraction(step, elapsed)
                 yield TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, 0.0)
@@ -196,6 +239,7 @@ def train(
     # The average starts after pre-training, which may replace modules (vqshape's VQ-VAE).
     average = weight_average(net, options.ema_decay) if options.ema_decay else None
     scored = dataclasses.replace(model, net=average.module) if average else model  # shares config and metadata
+    watch = LossWatch(options.lr)
     while fraction < 1.0:
         lr = options.lr * (1 - (fraction - first) / (1 - first)) ** 0.9
         for group in optimiser.param_groups:
@@ -208,6 +252,9 @@ def train(
         targets = method.collate([method.targets(inst, step_config) for inst in instances])
         net.train()
         losses = method.training_loss(net, torch.from_numpy(images).to(device), targets, step_config)
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        # Before the step: a NaN gradient would turn every weight into NaN.
+        watch.check(values, step + 1, kept_note(output, saved_step, existed))
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()
@@ -216,15 +263,17 @@ def train(
         step += 1
         elapsed = time.perf_counter() - start
         fraction = options.budget.fraction(step, elapsed)
-        values = {k: float(v.detach()) for k, v in losses.items()}
         event = TrainEvent(step, fraction, values, elapsed, elapsed / max(fraction, 1e-9) - elapsed, lr)
         event.parent = parent
         if step % options.validate_every == 0 or fraction >= 1.0:
+            check_weights(scored.net, step, options.lr, kept_note(output, saved_step, existed))
             score = validate(scored, validation, device) if validation else None
             event.validation = score
             if average and validation:
                 event.validation_last = validate(model, validation, device)
-            if score is None or best is None or score >= best:  # without validation: the latest
+            # Without validation: the latest. A later model as good as the best is kept; one
+            # only as good as the starting weights (keep_better) is not.
+            if score is None or best is None or score > best or (score == best and saved_step is not None):
                 best = score
                 record = {"description": options.description, "steps": step, "seconds": round(elapsed, 1),
                           "batch": options.batch, "crop": options.augmentation.crop, "lr": options.lr,
@@ -233,6 +282,7 @@ def train(
                     record |= {"parent_validation_ap50": round(parent, 4), "beats_parent": bool(score > parent)}
                 model.metadata.update(training=record)
                 event.saved = checkpoint.save(scored, output)
+                saved_step = step
             event.best = best
         yield event
     if average:  # the caller gets the averaged weights, as saved
