@@ -1,23 +1,46 @@
-"""The file-level API: segment an image file, measure result files.
+"""The file-level API: segment an image file or a time-lapse of frames, measure result files.
 
 The command line, napari's reader and batch runs share these, so a result file written
-by one door reads the same in every other.
+by one door reads the same in every other. Output names come from
+`batch.naming.image_stem`: the whole file name minus its image suffix.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from blastoseg.batch.naming import AMODAL, VISIBLE, ZONA, image_stem
+
 if TYPE_CHECKING:
+    from blastoseg.instances import Instances
     from blastoseg.measure import Measurements
     from blastoseg.model import Model
 
 Progress = Callable[[int, int], None]
+# Called with the frames' cells and embryos before the amodal file is written: files it
+# writes then belong to the result, which the amodal file, written last, completes.
+BeforeAmodal = Callable[[list["Instances"], list[dict[str, Any] | None]], list[Path]]
+
+
+@dataclass(frozen=True)
+class Written:
+    """The files one segmentation wrote (amodal last) and what they hold."""
+
+    amodal: Path
+    visible: Path
+    others: tuple[Path, ...]
+    cells: int
+    frames: int
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (*self.others, self.visible, self.amodal)
 
 
 def segment_file(
@@ -33,27 +56,73 @@ def segment_file(
     """Segment one image file; write `<stem>_amodal.tif` and `<stem>_visible.tif`, and
     `<stem>_zona.tif` (1 = zona, 2 = the space inside it) for a model that localises
     embryos. `progress(done, total)` counts network passes (`analyse_frames`)."""
+    from blastoseg import io
+
+    path = Path(path)
+    image = io.read_image(path)
+    written = segment_image(image, image_stem(path), model, out_dir, source=str(path), tta=tta, tile=tile, device=device,
+                            auto_scale=auto_scale, progress=progress, label=path.name)
+    return written.amodal, written.visible, written.cells
+
+
+def segment_image(
+    image: np.ndarray,
+    stem: str,
+    model: Model,
+    out_dir: Path,
+    source: str,
+    tta: bool = True,
+    tile: int | None = None,
+    device: str = "auto",
+    auto_scale: bool = True,
+    progress: Progress | None = None,
+    provenance: Mapping[str, str] | None = None,
+    before_amodal: BeforeAmodal | None = None,
+    label: str | None = None,
+) -> Written:
+    """Segment a frame or a (T, H, W) stack and write its result files under `stem`.
+
+    Every file is written atomically and `<stem>_amodal.tif` last, so a run stopped at
+    any moment leaves either a whole result or one without its amodal file, which
+    `batch` redoes. `provenance` adds entries to the amodal file's record."""
     from blastoseg import __version__, io
     from blastoseg.inference import preprocess
     from blastoseg.inference.embryo import zona_labels
     from blastoseg.inference.predict import analyse_frames
 
-    frames = preprocess.as_frames(io.read_image(path), notify=lambda m: print(f"blastoseg: {path.name}: {m}", file=sys.stderr))
+    label = label or stem
+    frames = preprocess.as_frames(image, notify=lambda m: print(f"blastoseg: {label}: {m}", file=sys.stderr))
     results = analyse_frames(frames, model, tta=tta, tile=tile, device=device, progress=progress, auto_scale=auto_scale)
     found = [r.cells for r in results]
-    provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256,
-                  "source": str(path), "tta": str(tta), "blastoseg_version": __version__}
-    stem = path.name.split(".")[0]
+    record = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256,
+              "source": source, "tta": str(tta), "blastoseg_version": __version__, **(provenance or {})}
     one = len(found) == 1
+    others: list[Path] = []
     if any(r.embryo is not None for r in results):
         shape = frames.shape[1:]
         zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
-        io.write_labels(out_dir / f"{stem}_zona.tif", zona[0] if one else zona)
+        others.append(io.write_labels(out_dir / f"{stem}{ZONA}", zona[0] if one else zona))
     visible = np.stack([f.visible_labels() for f in found]).astype(np.uint16)
-    labels = io.write_labels(out_dir / f"{stem}_visible.tif", visible[0] if one else visible)
+    labels = io.write_labels(out_dir / f"{stem}{VISIBLE}", visible[0] if one else visible)
     embryos = [r.embryo.as_dict() if r.embryo else None for r in results]
-    amodal = io.write_amodal(out_dir / f"{stem}_amodal.tif", found[0] if one else found, provenance, embryos)
-    return amodal, labels, sum(len(f) for f in found)
+    if before_amodal is not None:
+        others.extend(before_amodal(found, embryos))
+    amodal = io.write_amodal(out_dir / f"{stem}{AMODAL}", found[0] if one else found, record, embryos)
+    return Written(amodal, labels, tuple(others), sum(len(f) for f in found), len(found))
+
+
+def read_frames(paths: Sequence[Path]) -> np.ndarray:
+    """The frames of a time-lapse stored one file per frame, as one (T, H, W) stack."""
+    from blastoseg import io
+    from blastoseg.inference import preprocess
+
+    frames = [preprocess.as_frames(io.read_image(p)) for p in paths]
+    shapes = {f.shape[1:] for f in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"the frames of a time-lapse must share one size; got {sorted(shapes)} in {paths[0].parent}")
+    if any(len(f) != 1 for f in frames):
+        raise ValueError(f"a time-lapse folder holds one frame per file; {paths[0].parent} has stacks in it")
+    return np.concatenate(frames)
 
 
 def measure_files(paths: list[Path], pixel_size: float, frame_interval_h: float | None) -> Measurements:
@@ -66,7 +135,7 @@ def measure_files(paths: list[Path], pixel_size: float, frame_interval_h: float 
     results = []
     for path in paths:
         frames, provenance = io.read_amodal(path)
-        image = provenance.get("source") or path.name.replace("_amodal.tif", "")
+        image = provenance.get("source") or (path.name[: -len(AMODAL)] if path.name.endswith(AMODAL) else path.name)
         prov = {"image": Path(image).name, "method": provenance.get("method", ""), "model_sha256": provenance.get("model_sha256", "")}
         results.append(measure_frames(frames, pixel_size=pixel_size, frame_interval_h=frame_interval_h, provenance=prov,
                                       embryos=io.read_embryos(path) or None))
