@@ -4,4 +4,6 @@ import sys
 
 from blastoseg.cli import main
 
-sys.exit(main())
+# Guarded: Dask's worker processes start by importing the parent's main module.
+if __name__ == "__main__":
+    sys.exit(main())
