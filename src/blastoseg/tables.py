@@ -37,9 +37,11 @@ def unescape_text(value: str) -> str:
 
 def escape_table(table: pd.DataFrame) -> pd.DataFrame:
     """A copy with every text cell escaped; numbers (negative ones too) are left as numbers."""
+    from pandas.api.types import is_numeric_dtype
+
     out = table.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if not is_numeric_dtype(out[column]):  # object or pandas' own string dtype
             out[column] = out[column].map(escape_text)
     return out
 
