@@ -82,3 +82,8 @@ def test_bad_cluster_options_are_one_line_errors(inputs, capsys):
     assert "not both" in capsys.readouterr().err
     assert _segment(model, images, folder / "x", "--workers", "0") == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+    fake = folder / "fake.safetensors"
+    fake.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    # refused before a cluster starts: each worker would otherwise fail every task alone
+    assert _segment(fake, images, folder / "x", "--workers", "2") == 2
+    assert "not a blastoseg checkpoint" in capsys.readouterr().err

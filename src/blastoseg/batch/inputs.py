@@ -47,7 +47,9 @@ def collect(
     folders of frames; blastoseg's own result files are skipped with a notice."""
     tasks: list[Task] = []
     for item in inputs:
-        path = Path(item)
+        # Absolute: a worker elsewhere has another working folder, and a later run from
+        # another folder must find the same manifest rows.
+        path = Path(os.path.abspath(item))
         if not path.exists():
             raise FileNotFoundError(f"no image file or folder at {path}")
         if path.is_dir():

@@ -12,6 +12,7 @@ import json
 import re
 import struct
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,12 +55,17 @@ def check_model(spec: str) -> None:
     try:
         with open(path, "rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
-            meta = json.loads(handle.read(min(size, 100_000_000))).get("__metadata__", {})
-        ok = json.loads(meta.get("format", "null")) == "blastoseg-checkpoint-1"
-    except (struct.error, ValueError, OSError, AttributeError):
+            header = json.loads(handle.read(size)) if size < 100_000_000 else None
+    except (struct.error, ValueError, OSError):
+        header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path.name} is not a safetensors file; blastoseg loads only its own .safetensors checkpoints")
+    try:
+        ok = json.loads((header.get("__metadata__") or {}).get("format", "null")) == "blastoseg-checkpoint-1"
+    except (ValueError, AttributeError, TypeError):
         ok = False
     if not ok:
-        raise ValueError(f"{path.name} is not a blastoseg checkpoint (.safetensors written by blastoseg)")
+        raise ValueError(f"{path.name} is a safetensors file but not a blastoseg checkpoint")
 
 
 def plan(tasks: Sequence[Task], options: Options, manifest: Manifest, notice: Notice) -> tuple[list[Task], list[Outcome]]:
@@ -168,8 +174,9 @@ def _on_cluster(tasks: Sequence[Task], options: Options, workers: int | None, sc
 
     from blastoseg.batch.cluster import dask_client
 
+    run_id = uuid.uuid4().hex[:8]  # two runs on one scheduler must not share task keys
     with dask_client(workers, scheduler, options.threads or 1) as client:
-        futures = {client.submit(run_task, task, options, key=f"blastoseg-{i}-{task.name}", pure=False): task
+        futures = {client.submit(run_task, task, options, key=f"blastoseg-{run_id}-{i}", pure=False): task
                    for i, task in enumerate(tasks)}
         with tqdm(total=len(futures), desc="segment", unit="task", file=sys.stderr, dynamic_ncols=True) as bar:
             for future in as_completed(futures):

@@ -4,14 +4,16 @@ files, a manifest and (for time-lapses) per-well tables out. See docs/batch.md."
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from blastoseg.cli.common import warn
 
 
 def run(args: argparse.Namespace) -> int:
     from blastoseg.batch import runner
-    from blastoseg.batch.cluster import worker_threads
+    from blastoseg.batch.cluster import cores, worker_threads
     from blastoseg.batch.inputs import collect
     from blastoseg.batch.tasks import Options
     from blastoseg.catalogue import default_model_name
@@ -25,11 +27,16 @@ def run(args: argparse.Namespace) -> int:
     threads = worker_threads(args.workers, args.threads) if args.workers is not None else args.threads
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1; got {threads}")
+    if args.workers is not None and args.workers * threads > cores():
+        warn(f"{args.workers} workers x {threads} torch threads exceed the {cores()} cores here; the tasks will compete for them")
     notice = lambda message: print(f"blastoseg: {message}", file=sys.stderr)  # noqa: E731
     tasks = collect(args.images, args.as_timelapse, args.focal, args.frame_interval, notice)
     if not tasks:
         raise ValueError("nothing to segment: no image files among the inputs")
-    options = Options(args.model or default_model_name(), args.output, not args.no_tta, args.tile, args.device,
+    model = args.model or default_model_name()
+    if Path(model).suffix == ".safetensors":
+        model = os.path.abspath(model)  # workers elsewhere resolve paths from another folder
+    options = Options(model, os.path.abspath(args.output), not args.no_tta, args.tile, args.device,
                       not args.no_rescale, args.overwrite, args.pixel_size, threads)
     summary = runner.run(tasks, options, args.workers, args.scheduler, notice)
     done, skipped, failed = summary.count("done"), summary.count("skipped"), summary.failed
