@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blastoseg.batch.inputs import Task, check, refuse_collisions
+from blastoseg.batch.manifest import NAME as MANIFEST
 from blastoseg.batch.manifest import Manifest
 from blastoseg.batch.naming import result_paths, zona_path
 from blastoseg.batch.tasks import Options, Outcome, one_line, run_task
@@ -100,8 +101,9 @@ def plan(tasks: Sequence[Task], options: Options, manifest: Manifest, notice: No
 
 
 def _remove_temp_files(out: Path, todo: Sequence[Task]) -> None:
-    """Temp files a killed run left while writing results that are now redone."""
+    """Temp files a killed run left while writing results that are now redone, or the manifest."""
     targets = {p.name for t in todo for p in (*result_paths(out, t.name, t.timelapse).values(), zona_path(out, t.name))}
+    targets.add(MANIFEST)
     for entry in out.iterdir():
         match = TEMP.match(entry.name)
         if match and f"{match['stem']}{match['suffix']}" in targets:
