@@ -102,7 +102,7 @@ def segment_image(
         shape = frames.shape[1:]
         zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
         others.append(io.write_labels(out_dir / f"{stem}{ZONA}", zona[0] if one else zona))
-    visible = np.stack([f.visible_labels() for f in found]).astype(np.uint16)
+    visible = np.stack([f.visible_labels().astype(np.uint16) for f in found])  # per frame: a long stack is not held twice
     labels = io.write_labels(out_dir / f"{stem}{VISIBLE}", visible[0] if one else visible)
     embryos = [r.embryo.as_dict() if r.embryo else None for r in results]
     if before_amodal is not None:
@@ -112,17 +112,25 @@ def segment_image(
 
 
 def read_frames(paths: Sequence[Path]) -> np.ndarray:
-    """The frames of a time-lapse stored one file per frame, as one (T, H, W) stack."""
+    """The frames of a time-lapse stored one file per frame, as one (T, H, W) float32 stack,
+    filled in place: a list of frames joined at the end would hold the stack twice."""
     from blastoseg import io
     from blastoseg.inference import preprocess
 
-    frames = [preprocess.as_frames(io.read_image(p)) for p in paths]
-    shapes = {f.shape[1:] for f in frames}
-    if len(shapes) != 1:
-        raise ValueError(f"the frames of a time-lapse must share one size; got {sorted(shapes)} in {paths[0].parent}")
-    if any(len(f) != 1 for f in frames):
-        raise ValueError(f"a time-lapse folder holds one frame per file; {paths[0].parent} has stacks in it")
-    return np.concatenate(frames)
+    stack: np.ndarray | None = None
+    for t, path in enumerate(paths):
+        frame = preprocess.as_frames(io.read_image(path))
+        if len(frame) != 1:
+            raise ValueError(f"a time-lapse folder holds one frame per file; {path.name} in {path.parent} holds {len(frame)}")
+        if stack is None:
+            stack = np.empty((len(paths), *frame.shape[1:]), np.float32)
+        elif frame.shape[1:] != stack.shape[1:]:
+            raise ValueError(f"the frames of a time-lapse must share one size; {path.name} is {frame.shape[1:]}, "
+                             f"{paths[0].name} {stack.shape[1:]}")
+        stack[t] = frame[0]
+    if stack is None:
+        raise ValueError("a time-lapse needs at least one frame")
+    return stack
 
 
 def measure_files(paths: list[Path], pixel_size: float, frame_interval_h: float | None) -> Measurements:
