@@ -32,6 +32,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
     A LocalCluster's workers run one task at a time (one Dask thread each) and give
     torch `threads` threads: the model is the unit of work, and two tasks sharing a
     process would contend for its cores and for the GIL in post-processing."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -44,6 +45,8 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
             yield client
         return
     with contextlib.ExitStack() as stack:
+        # Without Dask's MALLOC_TRIM_THRESHOLD_, which slows torch in the workers (tasks._undo_malloc_trim).
+        stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}))
         cluster = stack.enter_context(LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
             silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}))
