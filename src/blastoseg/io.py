@@ -39,12 +39,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            return np.asarray(tifffile.imread(path))
-        import imageio.v3 as iio
+            pixels = np.asarray(tifffile.imread(path))
+        else:
+            import imageio.v3 as iio
 
-        return np.asarray(iio.imread(path))
+            pixels = np.asarray(iio.imread(path))
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
         raise ValueError(f"cannot read {path}: {exc}") from exc
+    if pixels.size == 0:  # tifffile reads some damaged files as an empty array
+        raise ValueError(f"cannot read {path}: it holds no pixels (a damaged file?)")
+    return pixels
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -118,7 +118,10 @@ def header_shape(path: str | os.PathLike) -> tuple[int, ...]:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                return tuple(int(n) for n in tif.series[0].shape)
+                shape = tuple(int(n) for n in tif.series[0].shape)
+            if 0 in shape or not shape:
+                raise ValueError("it holds no pixels (a damaged file?)")
+            return shape
         from PIL import Image
 
         with Image.open(path) as image:
