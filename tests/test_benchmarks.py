@@ -78,3 +78,19 @@ def test_every_recipe_imports_as_a_module_with_a_main(recipe):
     module = importlib.import_module(f"benchmarks.{recipe}")
     assert callable(module.main) and f"python -m benchmarks.{recipe}" in module.__doc__
     assert "sys.path" not in Path(module.__file__).read_text()
+
+
+def test_the_timelapse_benchmark_builds_a_folder_or_an_export_the_cli_reads(tmp_path):
+    import os
+
+    from benchmarks.speed import _timelapse_input, _tree_rss
+    from blastoseg.batch.inputs import collect
+
+    folder = _timelapse_input(tmp_path / "one", frames=3, side=64, wells=1)
+    (task,) = collect([folder], as_timelapse=True, notice=lambda m: None)
+    assert len(task.sources) == 3
+    export = _timelapse_input(tmp_path / "two", frames=5, side=64, wells=2)
+    tasks = collect([export], notice=lambda m: None)
+    assert [t.name for t in tasks] == ["SLIDE_WELL01_F0", "SLIDE_WELL02_F0"] and [len(t.sources) for t in tasks] == [3, 2]
+    total, largest = _tree_rss(os.getpid())
+    assert total >= largest > 0

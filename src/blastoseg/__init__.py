@@ -11,9 +11,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from blastoseg.instances import Instances
-
+# Even Instances is loaded on first use: it imports scipy, which `blastoseg --help` does not need.
 _LAZY = {
+    "Instances": "blastoseg.instances",
     "segment": "blastoseg.inference.predict",
     "segment_frames": "blastoseg.inference.predict",
     "segment_file": "blastoseg.files",
@@ -29,4 +29,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'blastoseg' has no attribute {name!r}")
 
 
-__all__ = ["Instances", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]

@@ -52,7 +52,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise _unreadable(path, exc) from exc
     limits.check_pixels(shape, path.name)
     try:
-        return np.asarray(iio.imread(path))
+        return _nonempty(path, np.asarray(iio.imread(path)))
     except Exception as exc:
         raise _unreadable(path, exc) from exc
 
@@ -98,9 +98,16 @@ def _read_tiff(path: Path) -> np.ndarray:
     try:
         if mappable and nbytes >= MEMMAP_BYTES:  # the pages stay on disk until used
             return tifffile.memmap(path, mode="r")
-        return np.asarray(tifffile.imread(path))
+        pixels = np.asarray(tifffile.imread(path))
     except Exception as exc:
         raise _unreadable(path, exc) from exc
+    return _nonempty(path, pixels)
+
+
+def _nonempty(path: Path, pixels: np.ndarray) -> np.ndarray:
+    if pixels.size == 0:  # tifffile reads some damaged files as an empty array
+        raise ValueError(f"cannot read {path}: it holds no pixels (a damaged file?)")
+    return pixels
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

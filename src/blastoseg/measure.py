@@ -281,9 +281,10 @@ def write_csv(
     """Write <stem>_cells.csv and <stem>_frames.csv; returns the two paths actually written.
 
     An existing file is never replaced silently: "rename" picks <stem>-2, -3, ...;
-    "error" raises FileExistsError; "overwrite" replaces both.
+    "error" raises FileExistsError; "overwrite" replaces both. Text that a spreadsheet
+    would run as a formula is escaped (`tables`).
     """
-    from blastoseg.io import atomic_write
+    from blastoseg.tables import write_table
 
     path = Path(path)
     cells_path, frames_path = csv_paths(path)
@@ -295,8 +296,8 @@ def write_csv(
             raise FileExistsError(f"{' and '.join(taken)} already exist; choose another name or allow overwriting")
         if on_exists == "rename":
             cells_path, frames_path = _free_paths(path)
-    atomic_write(cells_path, lambda tmp: measurements.cells.to_csv(tmp, index=False))
-    atomic_write(frames_path, lambda tmp: measurements.frames.to_csv(tmp, index=False))
+    write_table(measurements.cells, cells_path)
+    write_table(measurements.frames, frames_path)
     return cells_path, frames_path
 
 

@@ -39,8 +39,8 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
 
     asked, real = [], blastoseg.inference.predict.analyse_frames
     monkeypatch.setattr(blastoseg.inference.predict, "analyse_frames", lambda *a, **k: asked.append(k["auto_scale"]) or real(*a, **k))
-    for flags in ([], ["--no-rescale"]):
-        assert main(["segment", str(tmp_path / "frame.tif"), "-m", str(model), "--no-tta", *flags, "-o", str(tmp_path / "o2")]) == 0
+    for k, flags in enumerate(([], ["--no-rescale"])):  # separate folders: an existing result would be skipped
+        assert main(["segment", str(tmp_path / "frame.tif"), "-m", str(model), "--no-tta", *flags, "-o", str(tmp_path / f"o{k}")]) == 0
     assert asked == [True, False]
 
 
@@ -68,7 +68,7 @@ def test_fine_tuning_keeps_the_config_and_records_its_parent_not_its_scores(tmp_
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):
     assert main(["segment", str(tmp_path / "missing.tif"), "-o", str(tmp_path)]) == 2
     assert "no image file" in capsys.readouterr().err
-    (tmp_path / "x.tif").write_bytes(b"not a tiff")
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((32, 32), np.uint8))
     fake = tmp_path / "fake.safetensors"
     fake.write_bytes(b"\x80\x04garbage")
     assert main(["segment", str(tmp_path / "x.tif"), "-m", str(fake), "-o", str(tmp_path / "o")]) == 2

@@ -1,40 +1,72 @@
-"""`blastoseg segment`: image files in, amodal and visible label files out."""
+"""`blastoseg segment`: image files, folders and time-lapses in; amodal and visible label
+files, a manifest and (for time-lapses) per-well tables out. See docs/batch.md."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
-from blastoseg.cli.common import pass_progress
+from blastoseg.cli.common import warn
 
 
 def run(args: argparse.Namespace) -> int:
+    from blastoseg.batch import runner
+    from blastoseg.batch.cluster import cores, worker_threads
+    from blastoseg.batch.inputs import collect
+    from blastoseg.batch.tasks import Options
     from blastoseg.catalogue import default_model_name
-    from blastoseg.checkpoint import load
-    from blastoseg.files import segment_file
 
-    paths = [Path(p) for p in args.images]
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"no image file at {path}")
-    model = load(args.model or default_model_name(), device=args.device)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        with pass_progress(path.name) as progress:
-            amodal, visible, count = segment_file(path, model, out_dir, not args.no_tta, args.tile, args.device, not args.no_rescale, progress)
-        print(f"{path.name}: {count} cells -> {amodal.name}, {visible.name}")
-    return 0
+    if args.frame_interval is not None and not args.frame_interval > 0:
+        raise ValueError(f"--frame-interval must be positive (hours between frames); got {args.frame_interval}")
+    if args.pixel_size <= 0:
+        raise ValueError(f"--pixel-size must be positive (micrometres per pixel); got {args.pixel_size}")
+    if args.workers is not None and args.scheduler:
+        raise ValueError("give --workers (a cluster on this machine) or --scheduler (an existing cluster), not both")
+    threads = worker_threads(args.workers, args.threads) if args.workers is not None else args.threads
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1; got {threads}")
+    if args.workers is not None and args.workers * threads > cores():
+        warn(f"{args.workers} workers x {threads} torch threads exceed the {cores()} cores here; the tasks will compete for them")
+    notice = lambda message: print(f"blastoseg: {message}", file=sys.stderr)  # noqa: E731
+    tasks = collect(args.images, args.as_timelapse, args.focal, args.frame_interval, notice)
+    if not tasks:
+        raise ValueError("nothing to segment: no image files among the inputs")
+    model = args.model or default_model_name()
+    if Path(model).suffix == ".safetensors":
+        model = os.path.abspath(model)  # workers elsewhere resolve paths from another folder
+    options = Options(model, os.path.abspath(args.output), not args.no_tta, args.tile, args.device,
+                      not args.no_rescale, args.overwrite, args.pixel_size, threads)
+    summary = runner.run(tasks, options, args.workers, args.scheduler, notice)
+    done, skipped, failed = summary.count("done"), summary.count("skipped"), summary.failed
+    print(f"{done} done, {skipped} skipped, {len(failed)} failed; manifest: {summary.manifest}")
+    for outcome in failed:
+        warn(f"{outcome.task.input}: {outcome.error}")
+    return 1 if failed else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment images; write <stem>_amodal.tif and <stem>_visible.tif")
-    p.add_argument("images", nargs="+", metavar="IMAGES", help="TIFF/PNG/JPEG frames or (T, H, W) stacks")
+    p = sub.add_parser("segment", help="segment images, folders and time-lapses; write <name>_amodal.tif and <name>_visible.tif")
+    p.add_argument("images", nargs="+", metavar="INPUTS",
+                   help="TIFF/PNG/JPEG frames or (T, H, W) stacks, folders of them, or EmbryoScope export folders")
+    p.add_argument("-o", "--output", required=True, help="output folder (it also gets manifest.csv)")
     p.add_argument("-m", "--model", default=None, help="model name (see `blastoseg info`) or .safetensors path; default: the best shipped model")
     p.add_argument("--no-tta", action="store_true", help="skip the 8-fold test-time augmentation (8x faster)")
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: automatic)")
     p.add_argument("--no-rescale", action="store_true",
                    help="never segment a frame again, shrunk, when its objects are far larger than the model's training objects")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing results (by default they are kept and skipped)")
+    lapse = p.add_argument_group("time-lapses")
+    lapse.add_argument("--as-timelapse", action="store_true", help="read each folder given as one time-lapse, frames in natural name order")
+    lapse.add_argument("--focal", default="0", help="focal plane of EmbryoScope exports (F<focal> folders; default 0)")
+    lapse.add_argument("--frame-interval", type=float, default=None,
+                       help="hours between frames, where neither the file names nor their metadata give times")
+    lapse.add_argument("--pixel-size", type=float, default=1.0, help="micrometres per pixel for the per-well tables (default 1)")
+    dask = p.add_argument_group("distributed (Dask)")
+    dask.add_argument("--workers", type=int, default=None, help="run N worker processes on this machine (a Dask LocalCluster)")
+    dask.add_argument("--scheduler", default=None, metavar="ADDRESS", help="send the tasks to an existing Dask scheduler, e.g. tcp://host:8786")
+    dask.add_argument("--threads", type=int, default=None,
+                      help="torch threads per worker (default: the cores divided among the workers)")
     p.set_defaults(func=run)

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from blastoseg.cli.common import bar
 
 if TYPE_CHECKING:
@@ -36,6 +34,8 @@ def _training_source(dataset: str, size: int):  # noqa: ANN202
 def _synthetic_validation(source: SyntheticSource, settings: PipelineSettings) -> list[Pair]:
     """16 fixed frames drawn as the model's training frames are (a framing model's at twice
     its working size), before `as_model_sees`; seeded apart from the training stream."""
+    import numpy as np
+
     rng = np.random.default_rng(12345)
     return [source.for_model(settings).frame(rng) for _ in range(16)]
 
