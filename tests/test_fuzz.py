@@ -271,9 +271,14 @@ def test_segment_after_a_full_disk_leaves_no_amodal_without_its_visible(world, t
 
     monkeypatch.setattr(tifffile, "imwrite", full_on_amodal)
     assert main((SEG.replace("{w}", str(world)) + f" -o {tmp_path}").split()) == 1
-    assert "the disk is full" in capsys.readouterr().err
+    errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "frame_amodal.tif: the disk is full" in errors[0]
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["frame_visible.tif"]
+    assert names == ["frame_visible.tif", "manifest.csv"]  # the batch run records the failure
+    from blastoseg.batch.manifest import read
+
+    (row,) = read(tmp_path / "manifest.csv").values()
+    assert row["status"] == "failed" and "the disk is full" in row["error"] and row["outputs"] == ""
 
 
 def test_a_nan_pixel_is_a_notice_not_zero_cells(world, tmp_path, capsys):

@@ -49,15 +49,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         shape = iio.improps(path).shape
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     limits.check_pixels(shape, path.name)
     try:
         return _nonempty(path, np.asarray(iio.imread(path)))
     except Exception as exc:
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
 
 
-def _unreadable(path: Path, error: Exception) -> ValueError:
+def unreadable(path: Path, error: Exception) -> ValueError:
     """A corrupt or foreign file: the library's own words are often cryptic ('list index out of range')."""
     detail = " ".join(str(error).split()) or error.__class__.__name__
     return ValueError(f"cannot read {path}: it is damaged or not a {path.suffix.lstrip('.').upper()} file ({detail})")
@@ -71,7 +71,7 @@ def _check_is_file(path: Path, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _tifffile_quiet() -> Iterator[None]:
+def tifffile_quiet() -> Iterator[None]:
     """tifffile logs what it finds wrong in a damaged file and then raises; the one-line
     error made of it says it once."""
     log = logging.getLogger("tifffile")
@@ -83,7 +83,7 @@ def _tifffile_quiet() -> Iterator[None]:
         log.setLevel(level)
 
 
-@_tifffile_quiet()
+@tifffile_quiet()
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
@@ -93,14 +93,14 @@ def _read_tiff(path: Path) -> np.ndarray:
             shape, mappable = series.shape, series.dataoffset is not None
             nbytes = series.size * series.dtype.itemsize
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     limits.check_pixels(shape, path.name)
     try:
         if mappable and nbytes >= MEMMAP_BYTES:  # the pages stay on disk until used
             return tifffile.memmap(path, mode="r")
         pixels = np.asarray(tifffile.imread(path))
     except Exception as exc:
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     return _nonempty(path, pixels)
 
 
@@ -184,7 +184,7 @@ def write_amodal(
     return _atomic_tiff(Path(path), data, imagej=True, compression="zlib", metadata={"axes": axes, "Info": json.dumps(info)})
 
 
-@_tifffile_quiet()
+@tifffile_quiet()
 def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any]]:
     """Frames of `Instances` and the provenance dict from an amodal (or plain label) TIFF.
 
@@ -201,18 +201,18 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:  # a corrupt file raises anything from struct.error to OSError
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     with tif:
         try:
             series = tif.series[0]
             axes, info = series.axes, _blastoseg_info(tif)
         except Exception as exc:
-            raise _unreadable(path, exc) from exc
+            raise unreadable(path, exc) from exc
         limits.check_pixels(series.shape, path.name)  # before a single plane is decoded
         try:
             data = series.asarray()
         except Exception as exc:
-            raise _unreadable(path, exc) from exc
+            raise unreadable(path, exc) from exc
     if data.dtype.kind not in "biu":
         if data.dtype.kind != "f" or not np.array_equal(data, np.round(data)):
             raise ValueError(f"{path} does not hold integer labels (dtype {data.dtype}); expected a label or layered-label TIFF")
@@ -230,7 +230,7 @@ def read_amodal(path: str | os.PathLike) -> tuple[list[Instances], dict[str, Any
     return [_unpack(planes, meta) for planes, meta in zip(stack, metas, strict=True)], provenance
 
 
-@_tifffile_quiet()
+@tifffile_quiet()
 def read_embryos(path: str | os.PathLike) -> list[dict[str, Any] | None]:
     """Per frame of an amodal TIFF, the embryo (zona) found in it, as
     `inference.localise.Embryo.as_dict` stored it; None where none was found or stored."""
@@ -242,7 +242,7 @@ def read_embryos(path: str | os.PathLike) -> list[dict[str, Any] | None]:
             info = _blastoseg_info(tif)
             size = tif.series[0].size
     except Exception as exc:
-        raise _unreadable(path, exc) from exc
+        raise unreadable(path, exc) from exc
     if info is None:
         return []
     _check_info(info, size, path)

@@ -15,7 +15,7 @@ def test_headers_give_shapes_without_decoding(tmp_path):
     assert header_shape(tmp_path / "b.png") == (40, 50, 3) and frames_shape((40, 50, 3), "b") == (1, 40, 50)
     assert header_shape(tmp_path / "c.jpg") == (40, 50)
     (tmp_path / "d.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="cannot read d.jpg"):
+    with pytest.raises(ValueError, match=r"cannot read .*d\.jpg: it is damaged or not a JPG file"):
         header_shape(tmp_path / "d.jpg")
     with pytest.raises(ValueError, match="at least 16x16"):
         frames_shape((8, 8), "tiny")
@@ -46,3 +46,13 @@ def test_results_and_other_files_are_skipped_with_a_notice(tmp_path):
     assert any("a_visible.tif is a blastoseg result" in n for n in notes) and any("notes.txt is not an image" in n for n in notes)
     with pytest.raises(FileNotFoundError, match="no image file or folder"):
         collect([tmp_path / "missing.tif"])
+
+
+def test_the_light_copies_of_the_size_limits_match_the_pipeline():
+    """The input check and the option check keep torch out of the driving process; their
+    limits are the pipeline's."""
+    from blastoseg.batch import inputs
+    from blastoseg.cli import segment
+    from blastoseg.inference import predict, preprocess
+
+    assert inputs.MIN_SIDE == preprocess.MIN_SIDE and segment.TILE_MIN == predict.MIN_SIDE

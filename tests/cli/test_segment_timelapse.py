@@ -73,11 +73,11 @@ def test_focal_picks_the_plane_and_a_well_without_it_fails_alone(export, tmp_pat
     assert _segment(export, "--focal", "15", "--frame-interval", INTERVAL, "-o", tmp_path / "f15") == 0
     assert sorted(p.name for p in (tmp_path / "f15").glob("*_amodal.tif")) == ["S01055_WELL01_F15_amodal.tif", "S01055_WELL02_F15_amodal.tif"]
     capsys.readouterr()
-    assert _segment(export, "--focal", "-15", "-o", tmp_path / "none") == 1
+    assert _segment(export, "--focal", "-15", "-o", tmp_path / "none") == 2  # every well lacks it: bad input
     err = capsys.readouterr().err
     assert "no focal plane F-15" in err and "--focal" in err
     assert _segment(export, "--frame-interval", "0", "-o", tmp_path / "x") == 2
-    assert "--frame-interval must be positive" in capsys.readouterr().err
+    assert "frame interval must be a positive number of hours between frames (--frame-interval)" in capsys.readouterr().err
 
 
 def test_a_plain_folder_as_a_time_lapse_takes_its_times_from_the_names(tmp_path, one_thread):

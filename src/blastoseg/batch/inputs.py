@@ -111,25 +111,29 @@ def refuse_collisions(tasks: Sequence[Task]) -> None:
 
 
 def header_shape(path: str | os.PathLike) -> tuple[int, ...]:
-    """The pixel array's shape as the file's header states it, without decoding pixels."""
+    """The pixel array's shape as the file's header states it, without decoding pixels;
+    ValueError in `io.read_image`'s words for a damaged or foreign file."""
+    from blastoseg.io import tifffile_quiet, unreadable
+
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with tifffile_quiet(), tifffile.TiffFile(path) as tif:
                 shape = tuple(int(n) for n in tif.series[0].shape)
-            if 0 in shape or not shape:
-                raise ValueError("it holds no pixels (a damaged file?)")
-            return shape
-        from PIL import Image
+        else:
+            from PIL import Image
 
-        with Image.open(path) as image:
-            bands = len(image.getbands())
-            width, height = image.size
-            return (height, width) if bands == 1 else (height, width, bands)
+            with Image.open(path) as image:
+                bands = len(image.getbands())
+                width, height = image.size
+                shape = (height, width) if bands == 1 else (height, width, bands)
     except Exception as exc:  # a corrupt header raises anything from struct.error to OSError
-        raise ValueError(f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise unreadable(path, exc) from None
+    if 0 in shape or not shape:  # tifffile reads some damaged files as no pixels
+        raise ValueError(f"cannot read {path}: it holds no pixels (a damaged file?)")
+    return shape
 
 
 def frames_shape(shape: Sequence[int], name: str) -> tuple[int, int, int]:
@@ -141,17 +145,26 @@ def frames_shape(shape: Sequence[int], name: str) -> tuple[int, int, int]:
         raise ValueError(f"{name} has shape {shape}; expected a 2D frame (H, W) or a time-lapse (T, H, W)")
     t, h, w = (1, *grey) if len(grey) == 2 else grey
     if h < MIN_SIDE or w < MIN_SIDE:
-        raise ValueError(f"{name} is {h}x{w} pixels; frames must be at least {MIN_SIDE}x{MIN_SIDE}")
+        raise ValueError(f"{name} is {h}x{w} pixels; frames must be at least {MIN_SIDE}x{MIN_SIDE} pixels")
     return t, h, w
 
 
+def _checked_shape(path: str) -> tuple[int, int, int]:
+    from blastoseg import limits
+
+    shape = header_shape(path)
+    limits.check_pixels(shape, Path(path).name)
+    return frames_shape(shape, Path(path).name)
+
+
 def check(task: Task) -> Task:
-    """The task, with `problem` set if an input's header is unreadable or its shape
-    cannot be segmented (frames of one time-lapse must also share one size)."""
+    """The task, with `problem` set if an input's header is unreadable, its declared size
+    over the pixel budget (`limits`) or its shape cannot be segmented (frames of one
+    time-lapse must also share one size)."""
     if task.problem:
         return task
     try:
-        shapes = {frames_shape(header_shape(p), Path(p).name) for p in task.sources}
+        shapes = {_checked_shape(p) for p in task.sources}
         if task.timelapse:
             if any(t != 1 for t, _, _ in shapes):
                 raise ValueError(f"{task.input} holds multi-frame files; a time-lapse folder holds one frame per file")

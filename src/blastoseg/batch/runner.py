@@ -51,6 +51,8 @@ def check_model(spec: str) -> None:
 
     known = list_models()
     path = known.get(spec) or Path(spec)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"no model named or found at {spec!r}; known models: {', '.join(known) or 'none'}")
     try:

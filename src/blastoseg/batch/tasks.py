@@ -55,6 +55,7 @@ class Outcome:
     seconds: float = 0.0
     cells: int = 0
     frames: int = 0
+    bad_input: bool = False  # a failure the input is at fault for, not the machine (a full disk, no memory)
 
     def row(self) -> dict[str, object]:
         return {"input": self.task.input, "kind": self.task.kind, "name": self.task.name, "status": self.status,
@@ -126,10 +127,14 @@ def _worker_share() -> int | None:
 
 
 def one_line(error: BaseException) -> str:
-    """An error as one line for the manifest and the summary (no traceback)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    known = isinstance(error, (ValueError, FileNotFoundError, PermissionError, OSError))
-    return text if known and text else f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """An error as one line for the manifest and the summary (no traceback), in the
+    command line's words: a full disk says so and what to do."""
+    from blastoseg.cli.common import error_message
+
+    if isinstance(error, (ValueError, OSError, MemoryError)):
+        return error_message(error)
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def run_task(task: Task, options: Options, progress: Callable[[int, int], None] | None = None) -> Outcome:
@@ -139,16 +144,18 @@ def run_task(task: Task, options: Options, progress: Callable[[int, int], None] 
 
     start = time.perf_counter()
     if task.problem:
-        return Outcome(task, "failed", error=task.problem, blastoseg_version=__version__)
+        return Outcome(task, "failed", error=task.problem, blastoseg_version=__version__, bad_input=True)
     model = None
     try:
         set_threads(options.threads)
         model = loaded_model(options.model, options.device)
         written = _segment(task, model, options, progress)
     except Exception as error:  # reported per input; the run goes on
+        from blastoseg.cli.common import is_input_error
+
         return Outcome(task, "failed", error=one_line(error), model=model.name if model else "",
                        model_sha256=model.sha256 if model else "", blastoseg_version=__version__,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, bad_input=is_input_error(error))
     return Outcome(task, "done", tuple(str(p) for p in written.paths), "", model.name, model.sha256, __version__,
                    time.perf_counter() - start, written.cells, written.frames)
 

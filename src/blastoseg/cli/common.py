@@ -81,6 +81,17 @@ _ADVICE = {
 }
 
 
+def is_input_error(error: BaseException) -> bool:
+    """Whether the user's input is at fault (exit code 2), not the machine (exit code 1)."""
+    return isinstance(error, INPUT_ERRORS)
+
+
+def check_positive(value: float | None, what: str, unit: str, flag: str) -> None:
+    """Refuse an option that must be a positive, finite number (NaN included), naming it."""
+    if value is not None and not 0 < value < float("inf"):
+        raise ValueError(f"the {what} must be a positive number of {unit} ({flag}); got {value:g}")
+
+
 def error_message(error: BaseException) -> str:
     """One line saying what went wrong and what to do, for an error the user can fix."""
     if isinstance(error, MemoryError):

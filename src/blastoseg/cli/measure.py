@@ -10,10 +10,10 @@ FOLDER_STEM = "measurements"
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.pixel_size <= 0:
-        raise ValueError(f"--pixel-size must be positive (micrometres per pixel); got {args.pixel_size}")
-    if args.frame_interval is not None and not args.frame_interval > 0:
-        raise ValueError(f"--frame-interval must be positive (hours between frames); got {args.frame_interval}")
+    from blastoseg.cli.common import check_positive
+
+    check_positive(args.pixel_size, "pixel size", "micrometres per pixel", "--pixel-size")
+    check_positive(args.frame_interval, "frame interval", "hours between frames", "--frame-interval")
     paths = [Path(p) for p in args.outputs]
     if len(paths) == 1 and paths[0].is_dir():
         return _folder(paths[0], args)

@@ -8,20 +8,28 @@ import os
 import sys
 from pathlib import Path
 
-from blastoseg.cli.common import warn
+from blastoseg.cli.common import check_positive, warn
+
+TILE_MIN = 32  # as inference.predict.MIN_SIDE, without importing torch here
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit code 0 when every input is done or kept; when some fail, 1 if the machine
+    is at fault for one (a full disk, no memory) or some input succeeded, 2 when every
+    input is bad. Each failed input gets one `error:` line naming it and the problem."""
+    from blastoseg import limits
     from blastoseg.batch import runner
     from blastoseg.batch.cluster import cores, worker_threads
     from blastoseg.batch.inputs import collect
     from blastoseg.batch.tasks import Options
     from blastoseg.catalogue import default_model_name
 
-    if args.frame_interval is not None and not args.frame_interval > 0:
-        raise ValueError(f"--frame-interval must be positive (hours between frames); got {args.frame_interval}")
-    if args.pixel_size <= 0:
-        raise ValueError(f"--pixel-size must be positive (micrometres per pixel); got {args.pixel_size}")
+    # Options are refused before any input is read or any folder made.
+    check_positive(args.frame_interval, "frame interval", "hours between frames", "--frame-interval")
+    check_positive(args.pixel_size, "pixel size", "micrometres per pixel", "--pixel-size")
+    if args.tile is not None and args.tile < TILE_MIN:
+        raise ValueError(f"tile size {args.tile} is too small; use at least {TILE_MIN} pixels, or leave it on auto")
+    limits.max_pixels()  # a garbled BLASTOSEG_MAX_PIXELS is one error, not one per input
     if args.workers is not None and args.scheduler:
         raise ValueError("give --workers (a cluster on this machine) or --scheduler (an existing cluster), not both")
     threads = worker_threads(args.workers, args.threads) if args.workers is not None else args.threads
@@ -36,14 +44,20 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or default_model_name()
     if Path(model).suffix == ".safetensors":
         model = os.path.abspath(model)  # workers elsewhere resolve paths from another folder
+    runner.check_model(model)
     options = Options(model, os.path.abspath(args.output), not args.no_tta, args.tile, args.device,
                       not args.no_rescale, args.overwrite, args.pixel_size, threads)
     summary = runner.run(tasks, options, args.workers, args.scheduler, notice)
     done, skipped, failed = summary.count("done"), summary.count("skipped"), summary.failed
     print(f"{done} done, {skipped} skipped, {len(failed)} failed; manifest: {summary.manifest}")
     for outcome in failed:
-        warn(f"{outcome.task.input}: {outcome.error}")
-    return 1 if failed else 0
+        where = outcome.task.input
+        print(f"blastoseg segment: error: {outcome.error if where in outcome.error else f'{where}: {outcome.error}'}",
+              file=sys.stderr)
+    if not failed:
+        return 0
+    every_input_bad = done == 0 and skipped == 0 and all(o.bad_input for o in failed)
+    return 2 if every_input_bad else 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
