@@ -12,6 +12,7 @@ from blastoseg._napari import layers as L
 from blastoseg._napari._widgets.common import fold, follow_layers, full_width, row, status_line
 from blastoseg._napari._widgets.results import Results
 from blastoseg._napari._widgets.tasks import notify
+from blastoseg._napari.cells import Flag, outline_width
 from blastoseg.instances import Instances
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class CorrectWidget(Container):
         full_width(self, self._status)
         self.advanced = fold(self, "Advanced", [self._review_below])
         self._result.label = ""
-        self._flags: list[L.Flag] = []
+        self._flags: list[Flag] = []
         self._review.native.setMaximumHeight(76)  # a short list, not the whole dock
         self._result.changed.connect(self.refresh_review)
         self._remove.changed.connect(self.remove_run)
@@ -214,7 +215,7 @@ class CorrectWidget(Container):
             existing = next((x for x in self._viewer.layers if L.tag(x).get("role") == DRAW and L.tag(x).get("run") == run.run), None)
             layer = existing or self._viewer.add_shapes(
                 ndim=len(shape), name=f"{run.name}{L.SEP}draw a cell", scale=scale, translate=translate,
-                edge_color="yellow", face_color=[1, 1, 0, 0.15], edge_width=max(1.0, L.outline_width(shape) * float(scale[-1])),
+                edge_color="yellow", face_color=[1, 1, 0, 0.15], edge_width=max(1.0, outline_width(shape) * float(scale[-1])),
                 metadata={L.KEY: {"source": run.source, "run": run.run, "role": DRAW}})
             self._viewer.layers.selection.active = layer
             layer.mode = "add_ellipse"

@@ -9,7 +9,6 @@ painted, added or deleted, and lets the user pick a cell by clicking the overvie
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -19,70 +18,17 @@ from psygnal import Signal
 
 from blastoseg._napari import layers as L
 from blastoseg._napari._widgets import tasks
+from blastoseg._napari._widgets.feeder import Feeder, Inserter, full, light, qtimer_once
+from blastoseg._napari._widgets.overviews import atom_frames, cell_at, centre_on, redraw_overview
+from blastoseg._napari.cells import Flag
+from blastoseg._napari.cells import review as review_cells
 
 REFRESH_DELAY_MS = 150  # overviews are redrawn this long after the last edit
-# Adding a layer makes napari redraw the canvas, and the redraw (with the window's
-# composition, ~70 ms in software OpenGL) ran right after the ~50 ms of adding it: one
-# block the window could not answer in. The redraw is held back REPAINT_DELAY_MS, and the
-# next layer waits STEP_GAP_MS, so the event loop runs between the pieces.
-REPAINT_DELAY_MS = 20
-STEP_GAP_MS = 100
-
-
-def _qtimer_once(delay_ms: int, callback: Callable[[], None]) -> None:
-    from qtpy.QtCore import QTimer
-
-    QTimer.singleShot(delay_ms, callback)
 
 
 def _info(layer: Any) -> dict:
     """The layer's own blastoseg metadata dict (not a copy), created if missing."""
     return layer.metadata.setdefault(L.KEY, {})
-
-
-class Feeder:
-    """Runs steps one per event-loop turn (all at once with `tasks.SYNC`), so that the
-    window keeps drawing and answering between them."""
-
-    def __init__(self, steps: Sequence[Callable[[], Any]], on_step: Callable[[int, int], None] | None = None,
-                 on_done: Callable[[], None] | None = None) -> None:
-        self.steps, self.on_step, self.on_done = list(steps), on_step, on_done
-        self.done = 0
-        self.cancelled = False
-        self.timings: list[float] = []  # seconds each step took on the GUI thread
-
-    def start(self) -> None:
-        if tasks.SYNC:
-            while self._step():
-                pass
-        else:
-            _qtimer_once(0, self._turn)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def _turn(self) -> None:
-        if self._step():
-            _qtimer_once(STEP_GAP_MS, self._turn)
-
-    def _step(self) -> bool:
-        if self.cancelled or self.done >= len(self.steps):
-            if self.on_done is not None:
-                callback, self.on_done = self.on_done, None
-                callback()
-            return False
-        start = time.perf_counter()
-        try:
-            self.steps[self.done]()
-        except Exception as error:  # noqa: BLE001 - e.g. a layer the user removed meanwhile: stop, tidy up
-            tasks.notify("error", f"Adding the result's layers stopped: {tasks.error_message(error)}")
-            self.cancelled = True
-            return self._step()
-        self.timings.append(time.perf_counter() - start)
-        self.done += 1
-        if self.on_step is not None:
-            self.on_step(self.done, len(self.steps))
-        return True
 
 
 class _ResultEvents:
@@ -109,7 +55,7 @@ class Results:
         self._pending: dict[str, set[int] | None] = {}  # run -> frames to redraw (None = all)
         self._flush_due = False
         self._removing: set[str] = set()
-        self._in_batch = False
+        self.inserter = Inserter(viewer)
         self._shown: Any = None  # the cell layer shown because it was picked
         self.picked: tuple[str, int] | None = None  # (run, cell)
         self.review_below = 0.5  # confidence under which a cell is to be reviewed
@@ -152,32 +98,32 @@ class Results:
         others = [it for it in items if L.item_tag(it).get("role") not in ("zona", "fragments", "overview", "cell")]
 
         def append(item: L.LayerData) -> None:
-            added.append(self._insert(_light(Labels(item[0], **item[1])), len(self.viewer.layers)))
+            added.append(self.inserter.insert(light(Labels(item[0], **item[1])), len(self.viewer.layers)))
 
         def below_previous(item: L.LayerData) -> None:
             # under the layer added last: the overview, then cell 1, cell 2, ...
             anchor = added[-1] if added else None
             index = self.viewer.layers.index(anchor) if anchor in self.viewer.layers else len(self.viewer.layers)
-            added.append(self._insert(_light(Labels(item[0], **item[1])), index))
+            added.append(self.inserter.insert(light(Labels(item[0], **item[1])), index))
 
         steps.extend(lambda it=it: append(it) for it in (*extras, *others, *overview))
         if cells:
             # The cells are hidden: napari's canvas need not rebuild its scene for each of
             # them (which redrew the window every time), only once they are all in.
-            steps.append(lambda: self._batching(True))
+            steps.append(lambda: self.inserter.batching(True))
             steps.extend(lambda it=it: below_previous(it) for it in cells)
-            steps.append(lambda: self._batching(False))
+            steps.append(lambda: self.inserter.batching(False))
         if hide:
             steps.append(lambda: [setattr(layer, "visible", False) for old in hide for layer in old.layers
                                   if layer in self.viewer.layers])
         if remove:  # batched too: napari otherwise collects garbage and syncs the GPU after each
-            steps.append(lambda: self._batching(True))
+            steps.append(lambda: self.inserter.batching(True))
             for old in remove:
                 steps.extend(self._remover(layer) for layer in old.layers)
-            steps.append(lambda: self._batching(False))
+            steps.append(lambda: self.inserter.batching(False))
 
         def finish() -> None:
-            self._batching(False)  # a cancelled feeder stops inside the batch
+            self.inserter.batching(False)  # a cancelled feeder stops inside the batch
             for old in remove:
                 self._removing.discard(old.run)
             present = [x for x in added if x in self.viewer.layers]
@@ -196,52 +142,6 @@ class Results:
             feeder.start()
         return feeder
 
-    def _batching(self, begin: bool) -> None:
-        """napari's batched layer update (`LayerList.batched_update`), begun in one event-loop
-        turn and ended in a later one; meanwhile the layer list and layer controls are not
-        repainted (each repaint of the window cost as much as adding a layer), the canvas is."""
-        events = self.viewer.layers.events
-        if begin and not self._in_batch:
-            self._in_batch = True
-            events.begin_batch()
-            self._repaint_lists(False)
-        elif not begin and self._in_batch:
-            self._in_batch = False
-            events.end_batch()
-            self._repaint_lists(True)
-
-    def _repaint_lists(self, enabled: bool) -> None:
-        qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
-        for name in ("layers", "controls"):
-            widget = getattr(qt_viewer, name, None)
-            if widget is not None and hasattr(widget, "setUpdatesEnabled"):
-                widget.setUpdatesEnabled(enabled)
-
-    def _insert(self, layer: Any, index: int) -> Any:
-        """Insert without making the layer the active one (which builds its controls), and
-        with the canvas redrawn a moment later, not at once (see REPAINT_DELAY_MS)."""
-        layers = self.viewer.layers
-        activate = getattr(layers, "_activate_on_insert", None)
-        canvas = None if tasks.SYNC else self._canvas_widget()
-        if activate is not None:
-            layers._activate_on_insert = False
-        if canvas is not None:
-            canvas.setUpdatesEnabled(False)
-        try:
-            layers.insert(index, layer)
-        finally:
-            if activate is not None:
-                layers._activate_on_insert = activate
-            if canvas is not None:
-                _qtimer_once(REPAINT_DELAY_MS, lambda: _redraw(canvas))
-        return layer
-
-    def _canvas_widget(self) -> Any:
-        qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
-        canvas = getattr(qt_viewer, "canvas", None)
-        native = getattr(canvas, "native", None) or getattr(getattr(canvas, "_scene_canvas", None), "native", None)
-        return native if hasattr(native, "setUpdatesEnabled") else None
-
     def _remover(self, layer: Any) -> Callable[[], None]:
         def remove() -> None:
             if layer in self.viewer.layers:
@@ -258,15 +158,15 @@ class Results:
             self.events.runs_changed.emit()
 
         def done_batched() -> None:
-            self._batching(False)
+            self.inserter.batching(False)
             done()
 
-        steps = [lambda: self._batching(True), *(self._remover(layer) for layer in run.layers)]
+        steps = [lambda: self.inserter.batching(True), *(self._remover(layer) for layer in run.layers)]
         feeder = Feeder(steps, on_done=done_batched)
         feeder.start()
         return feeder
 
-    def review(self, run: str, below: float | None = None) -> list[L.Flag]:
+    def review(self, run: str, below: float | None = None) -> list[Flag]:
         """The cells of `run` to check (`layers.review`), from its layers as they are now."""
         found = self.run(run)
         if found is None or not found.cells:
@@ -280,7 +180,7 @@ class Results:
         if zona is not None:
             data = np.asarray(zona.data).reshape(-1, *shape)
             inside = [float(np.count_nonzero(plane == 2)) or None for plane in data]
-        return L.review(frames, numbers, self.review_below if below is None else below, inside)
+        return review_cells(frames, numbers, self.review_below if below is None else below, inside)
 
     # ------------------------------------------------------------------ editing cells
     def add_cell_layer(self, item: L.LayerData) -> Any:
@@ -296,7 +196,7 @@ class Results:
             anchor = cells[0] if cells else (found.overview or (present[-1] if present else None))
             if anchor is not None:
                 index = self.viewer.layers.index(anchor)
-        layer = self._insert(_light(Labels(item[0], **item[1])), index)
+        layer = self.inserter.insert(light(Labels(item[0], **item[1])), index)
         self._mark_edited(info["run"])
         self._schedule(info["run"], self._frames_of(layer))
         return layer
@@ -335,53 +235,24 @@ class Results:
         self._shown = layer
         self.picked = (run, cell)
         if centre:
-            self.centre_on(layer, frame)
+            centre_on(self.viewer, layer, frame)
         self.events.cell_picked.emit(run, cell, frame)
         return layer
-
-    def centre_on(self, layer: Any, frame: int = -1) -> None:
-        data = np.asarray(layer.data)
-        if data.ndim == 3:
-            first = int(L.tag(layer).get("first_frame", 0))
-            k = frame - first if 0 <= frame - first < len(data) else int(np.argmax(data.reshape(len(data), -1).any(1)))
-            plane, prefix = data[k], [k]
-        else:
-            plane, prefix = data, []
-        ys, xs = np.nonzero(plane)
-        if ys.size == 0:
-            return
-        world = layer.data_to_world([*prefix, ys.mean(), xs.mean()])
-        if prefix:
-            self.viewer.dims.set_point(0, world[0])
-        self.viewer.camera.center = tuple(world[-2:])
 
     def edit(self, run: str, cell: int) -> Any | None:
         """Make the cell's layer the active one, in paint mode with its label."""
         layer = self.pick(run, cell)
         if layer is not None:
             self.viewer.layers.selection.active = layer
-            _full(layer)
+            full(layer)
             layer.selected_label = cell
             layer.mode = "paint"
         return layer
 
     def cell_at(self, run: str, world: Sequence[float]) -> int | None:
-        """The front-most cell of `run` at the world position, or None."""
+        """The front-most cell of run `run` at the world position, or None."""
         found = self.run(run)
-        if found is None:
-            return None
-        hits = []
-        for layer in found.cells:
-            data = np.asarray(layer.data)
-            index = np.round(layer.world_to_data(world)[-data.ndim:]).astype(int)
-            if np.any(index < 0) or np.any(index >= data.shape):
-                continue
-            if data[tuple(index)]:
-                depth = L.tag(layer).get("depth")
-                if isinstance(depth, list):
-                    depth = depth[index[0]] if data.ndim == 3 else None
-                hits.append((1e6 if depth is None else depth, int(L.tag(layer)["cell"])))
-        return min(hits)[1] if hits else None
+        return None if found is None else cell_at(found, world)
 
     def _on_overview_click(self, layer: Any, event: Any) -> Any:
         """Click (without dragging) a cell on the overview to pick it; double-click edits it."""
@@ -410,7 +281,7 @@ class Results:
     def _active_changed(self, event: Any) -> None:
         layer = getattr(event, "value", None)
         if layer is not None and L.tag(layer).get("role") == "cell":  # the others are not painted on
-            _full(layer)
+            full(layer)
 
     # ------------------------------------------------------------------ keeping overviews in step
     def _inserted(self, event: Any) -> None:
@@ -459,7 +330,7 @@ class Results:
             first = int(L.tag(layer).get("first_frame", 0))
             frames = set()
             for atom in getattr(event, "value", None) or []:
-                touched = _atom_frames(atom)
+                touched = atom_frames(atom)
                 if touched is None:
                     frames = self._frames_of(layer)
                     break
@@ -481,7 +352,7 @@ class Results:
             self.flush()
         elif not self._flush_due:
             self._flush_due = True
-            _qtimer_once(0 if tasks.SYNC else REFRESH_DELAY_MS, self.flush)
+            qtimer_once(0 if tasks.SYNC else REFRESH_DELAY_MS, self.flush)
 
     def flush(self) -> None:
         """Redraw the overviews of the edited frames now."""
@@ -494,80 +365,3 @@ class Results:
             redraw_overview(found.overview, found.cells, frames)
 
 
-def _redraw(widget: Any) -> None:
-    try:
-        widget.setUpdatesEnabled(True)
-        widget.update()
-    except RuntimeError:  # the window was closed meanwhile
-        pass
-
-
-EDITING_OVERLAYS = ("polygon", "brush_stroke")  # napari's drawing aids of a Labels layer
-
-
-def _light(layer: Any) -> Any:
-    """A Labels layer that napari adds without building its drawing aids (the polygon and
-    brush outlines, about half of its GUI cost): napari makes an overlay's visual only once
-    it is visible, so they are hidden until the layer is selected (`_full`)."""
-    overlays = getattr(layer, "_overlays", None)
-    try:
-        for key in EDITING_OVERLAYS:
-            if key in overlays:
-                overlays[key].visible = False
-    except (TypeError, AttributeError):  # another napari: add the layer as it comes
-        pass
-    return layer
-
-
-def _full(layer: Any) -> None:
-    """Give a layer made `_light` its drawing aids back (it is selected, to be edited)."""
-    overlays = getattr(layer, "_overlays", None)
-    try:
-        for key in EDITING_OVERLAYS:
-            if key in overlays and not overlays[key].visible:
-                overlays[key].visible = True
-    except (TypeError, AttributeError):
-        pass
-
-
-def _atom_frames(atom: Any) -> set[int] | None:
-    """The first-axis indices a napari undo atom changed: a masked atom has a box
-    (`slice_key`), an index atom (indices, old, new) the indices; None if unknown."""
-    key = getattr(atom, "slice_key", None)
-    if key is not None and isinstance(key[0], slice):
-        return set(range(key[0].start or 0, key[0].stop))
-    if isinstance(atom, tuple) and atom and isinstance(atom[0], tuple) and atom[0]:
-        return {int(t) for t in np.unique(np.asarray(atom[0][0]))}
-    return None
-
-
-def redraw_overview(overview: Any, cells: Sequence[Any], frames: set[int] | None = None) -> None:
-    """Redraw the outlines of `cells` in `overview` on `frames` (None = all)."""
-    data = overview.data
-    timelapse = data.ndim == 3
-    n_frames = len(data) if timelapse else 1
-    frames = set(range(n_frames)) if frames is None else {t for t in frames if 0 <= t < n_frames}
-    largest = max((int(L.tag(x).get("cell", 0)) for x in cells), default=0)
-    if largest > np.iinfo(data.dtype).max:
-        overview.data = data = data.astype(np.uint16)
-    width = L.outline_width(data.shape)
-    for t in sorted(frames):
-        parts = []
-        for layer in cells:
-            info, cell_data = L.tag(layer), np.asarray(layer.data)
-            first = int(info.get("first_frame", 0))
-            if cell_data.ndim == 3:
-                if not first <= t < first + len(cell_data):
-                    continue
-                mask, depth = cell_data[t - first] != 0, info.get("depth")
-                depth = depth[t - first] if isinstance(depth, list) else depth
-            else:
-                mask, depth = cell_data != 0, info.get("depth")
-            parts.append((int(info.get("cell", 1)), 1e6 if depth is None else float(depth), mask))
-        plane = np.zeros(data.shape[-2:], data.dtype)
-        L.draw_overview(plane, parts, width)
-        if timelapse:
-            data[t] = plane
-        else:
-            data[...] = plane
-    overview.refresh()
