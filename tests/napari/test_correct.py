@@ -140,3 +140,45 @@ def test_time_lapse_review_goes_to_the_frame(make_napari_viewer, env):
     assert widget.correct._review.choices and "frame 3" in widget.correct._review.native.item(0).text()
     widget.correct._review.value = [0]
     assert viewer.dims.current_step[0] == 3
+
+
+class Press:
+    """A mouse event as napari hands it to a layer's callbacks."""
+
+    def __init__(self, position, kind="mouse_press"):
+        self.position, self.type, self.modifiers = tuple(position), kind, ()
+
+
+def test_a_click_on_the_overview_picks_and_a_double_click_paints_without_zooming(setup, env):
+    viewer, widget, image, sample = setup
+    truth = sample.instances
+    finish_with(widget.segment, image, [truth])
+    view = overview(viewer)
+    y, x = np.argwhere(truth.visible_labels() == 3)[0]
+    where = view.data_to_world((y, x))
+    click = Press(where)
+    drag = widget.results._on_overview_click(view, click)
+    next(drag)
+    click.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(drag)
+    assert widget.results.picked == (L.tag(view)["run"], 3) and viewer.layers["embryo · run 1 · cell 3"].visible
+    # a drag pans, and picks nothing
+    press = Press(view.data_to_world((2, 2)))
+    drag = widget.results._on_overview_click(view, press)
+    next(drag)
+    press.type, press.position = "mouse_move", tuple(view.data_to_world((40, 40)))
+    next(drag)
+    press.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(drag)
+    assert widget.results.picked[1] == 3
+    # double-click: napari zooms in first; the cell is opened for painting and the view stays
+    drag = widget.results._on_overview_click(view, Press(where))
+    next(drag)
+    before = (tuple(viewer.camera.center), viewer.camera.zoom)
+    viewer.camera.zoom *= 2
+    widget.results._on_overview_double_click(view, Press(where, "mouse_double_click"))
+    assert (tuple(viewer.camera.center), viewer.camera.zoom) == before
+    assert viewer.layers.selection.active is viewer.layers["embryo · run 1 · cell 3"]
+    assert viewer.layers["embryo · run 1 · cell 3"].mode == "paint"

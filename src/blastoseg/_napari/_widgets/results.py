@@ -59,6 +59,7 @@ class Results:
         self._shown: Any = None  # the cell layer shown because it was picked
         self.picked: tuple[str, int] | None = None  # (run, cell)
         self.review_below = 0.5  # confidence under which a cell is to be reviewed
+        self._camera_at_press: tuple[Any, float] | None = None
         viewer.layers.events.inserted.connect(self._inserted)
         viewer.layers.events.removed.connect(self._removed)
         viewer.layers.selection.events.active.connect(self._active_changed)
@@ -259,6 +260,8 @@ class Results:
         if layer.mode != "pan_zoom":
             return
         start = np.asarray(event.position)
+        camera = self.viewer.camera
+        self._camera_at_press = (tuple(camera.center), camera.zoom)
         yield
         moved = False
         while event.type == "mouse_move":
@@ -276,6 +279,8 @@ class Results:
         run = L.tag(layer).get("run")
         cell = self.cell_at(run, event.position)
         if cell is not None:
+            if self._camera_at_press is not None:  # napari zoomed in on the double-click: this one is for editing
+                self.viewer.camera.center, self.viewer.camera.zoom = self._camera_at_press
             self.edit(run, cell)
 
     def _active_changed(self, event: Any) -> None:
