@@ -96,11 +96,28 @@ def ten_cells(shape=(800, 800)):
     return Instances.from_mask_stack(np.stack(masks), scores=np.linspace(0.4, 0.95, 10), depth=np.arange(10))
 
 
+def cpu_share() -> float:
+    """How much of a core the GUI thread gets now: CPU seconds per wall second of a busy loop
+    (1.0 on an idle machine; 0.33 where six busy programs share two cores)."""
+    shares = []
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        while time.thread_time() - cpu < 0.05:
+            pass
+        shares.append((time.thread_time() - cpu) / (time.perf_counter() - wall))
+    return min(1.0, float(np.median(shares)))
+
+
 def test_the_window_keeps_drawing_while_a_ten_cell_result_is_segmented_and_added(make_napari_viewer, threaded, qtbot, monkeypatch):
     """The longest stall of a 50 ms timer, from pressing Run until the 10th cell's layer is
     in, twice (the second run also removes the first): at most 200 ms. The model is the
     tiny test model, run for real on a corner of the frame in the worker; the result it
-    reports is 10 cells on the 800 x 800 frame."""
+    reports is 10 cells on the 800 x 800 frame.
+
+    On a machine whose cores other programs keep busy, every step takes longer by the
+    share of a core the window gets; the wall-clock limit is 200 ms divided by that share
+    (measured before each run), and the GUI thread's own CPU time between two ticks must
+    stay under 200 ms whatever the machine does."""
     from qtpy.QtCore import QTimer
 
     import blastoseg.inference.predict as predict
@@ -120,31 +137,36 @@ def test_the_window_keeps_drawing_while_a_ten_cell_result_is_segmented_and_added
     segment = dock.segment
     segment._tta.value = False
     qtbot.wait(200)
-    ticks: list[tuple[float, str]] = []
+    ticks: list[tuple[float, float, str]] = []
 
     def phase() -> str:
         return "segmenting" if segment._task is not None else "adding layers" if segment._feeder is not None else "idle"
 
     timer = QTimer()
     timer.setInterval(50)
-    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), phase())))
-    stalls = []
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time(), phase())))
+    runs = []
     for _ in range(2):
+        share = cpu_share()
         timer.start()
         segment.run()
         assert not segment._cancel.native.isHidden()  # Run swaps to Cancel while working
         qtbot.waitUntil(lambda: segment._task is None and segment._feeder is None, timeout=120_000)
         qtbot.wait(100)
         timer.stop()
-        gaps = np.diff([t for t, _ in ticks])
-        worst = int(np.argmax(gaps))
-        stalls.append((float(gaps[worst]), ticks[worst + 1][1]))
+        wall = np.diff([t for t, _, _ in ticks])
+        cpu = np.diff([c for _, c, _ in ticks])
+        worst = int(np.argmax(wall))
+        runs.append({"stall": float(wall[worst]), "where": ticks[worst + 1][2], "cpu": float(cpu.max()), "share": share})
         ticks.clear()
     assert errors(threaded) == []
     assert len(cell_layers(viewer)) == 10 and len(L.runs(viewer.layers)) == 1
-    report = ", ".join(f"{s * 1000:.0f} ms ({where})" for s, where in stalls)
-    print(f"longest stalls: {report}")
-    assert max(s for s, _ in stalls) <= 0.200, report
+    report = "; ".join(f"longest stall {r['stall'] * 1000:.0f} ms ({r['where']}), GUI CPU between ticks at most "
+                       f"{r['cpu'] * 1000:.0f} ms, share of a core {r['share']:.2f}" for r in runs)
+    print(report)
+    for r in runs:
+        assert r["cpu"] <= 0.200, report
+        assert r["stall"] <= 0.200 / r["share"], report
     assert image in viewer.layers
 
 

@@ -124,7 +124,8 @@ def result_layers(
     layers: list[LayerData] = []
     # The zona as outlines (its ring and the space inside it are large regions), fragments filled.
     # ("contour" is drawn by the widgets, napari's add_labels does not take it)
-    zona_look = {"opacity": 0.8, "colormap": {None: "transparent", 1: ZONA_COLOUR, 2: ZONA_COLOUR}}
+    # only the ring's two edges are drawn (label 2, the space inside, is transparent)
+    zona_look = {"opacity": 0.8, "colormap": {None: "transparent", 1: ZONA_COLOUR, 2: "transparent"}}
     extras = [(zona, "zona", zona_look, {"contour": outline_width(shape)}), (fragments, "fragments", {"opacity": 0.7}, {})]
     for data, role, look, drawn in extras:
         if data is not None:

@@ -134,9 +134,14 @@ def status_line() -> Any:
     """A word-wrapped status Label."""
     from magicgui.widgets import Label
 
+    from qtpy.QtWidgets import QSizePolicy
+
     label = Label(value="")
-    label.native.setWordWrap(True)
-    label.native.setContentsMargins(4, 0, 4, 0)
+    native = label.native
+    native.setWordWrap(True)
+    native.setContentsMargins(4, 0, 4, 0)
+    native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+    native.setMinimumHeight(2 * native.fontMetrics().lineSpacing() + 4)  # two lines without relayout
     return label
 
 

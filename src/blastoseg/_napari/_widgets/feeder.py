@@ -142,26 +142,42 @@ class Inserter:
                 widget.setUpdatesEnabled(enabled)
 
     def insert(self, layer: Any, index: int) -> Any:
-        """Insert without making the layer the active one (which builds its controls), and
-        with the canvas redrawn a moment later, not at once (see REPAINT_DELAY_MS)."""
+        """Insert without making the layer the active one (which builds its controls). A
+        visible layer's canvas redraw comes a moment later, not at once (REPAINT_DELAY_MS);
+        a hidden layer changes nothing on the canvas, and the redraw napari asks for is
+        skipped (every vispy layer is told the view direction again when one is added)."""
         layers = self.viewer.layers
         activate = getattr(layers, "_activate_on_insert", None)
         canvas = None if tasks.SYNC else self._canvas_widget()
+        scene = None if tasks.SYNC or layer.visible else self._scene_canvas()
         if activate is not None:
             layers._activate_on_insert = False
-        if canvas is not None:
+        if scene is not None:
+            scene.update = _no_update
+        elif canvas is not None:
             canvas.setUpdatesEnabled(False)
         try:
             layers.insert(index, layer)
         finally:
             if activate is not None:
                 layers._activate_on_insert = activate
-            if canvas is not None:
+            if scene is not None:
+                del scene.update  # the class's own again
+            elif canvas is not None:
                 qtimer_once(REPAINT_DELAY_MS, lambda: redraw(canvas))
         return layer
+
+    def _scene_canvas(self) -> Any:
+        qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
+        scene = getattr(getattr(qt_viewer, "canvas", None), "_scene_canvas", None)
+        return scene if scene is not None and "update" not in vars(scene) else None
 
     def _canvas_widget(self) -> Any:
         qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
         canvas = getattr(qt_viewer, "canvas", None)
         native = getattr(canvas, "native", None) or getattr(getattr(canvas, "_scene_canvas", None), "native", None)
         return native if hasattr(native, "setUpdatesEnabled") else None
+
+
+def _no_update(*_args: Any, **_kwargs: Any) -> None:
+    """Stands in for the vispy canvas's `update` while a hidden layer goes in."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from blastoseg._napari._reader import prefer_blastoseg, replace_builtin_reads
 from blastoseg._napari._widgets import tasks
@@ -28,9 +28,8 @@ def _page(*parts: QWidget) -> QScrollArea:
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(2)
     for part in parts:
-        part.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         layout.addWidget(part)
-    layout.addStretch(1)
+    layout.addStretch(1)  # the parts keep their natural height; the rest of the tab is empty
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)

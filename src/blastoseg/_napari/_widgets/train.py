@@ -95,6 +95,7 @@ class TrainWidget(Container):
         self.extend([self._image, self._start, row(self._amount, self._unit, label="Budget"), row(self._run, self._cancel)])
         full_width(self, self._status)
         self.figure, self.canvas = mpl_canvas(1.7)
+        self.canvas.setVisible(False)  # until there is a curve to show
         self.native.layout().addWidget(self.canvas)
         self.advanced = fold(self, "Advanced", [self._annotations, self._method, self._name, self._device])
         self._task: Task | None = None
@@ -243,6 +244,7 @@ class TrainWidget(Container):
 
     def _draw(self) -> None:
         self._last_draw = time.perf_counter()
+        self.canvas.setVisible(bool(self.history))
         self.figure.clear()
         ax = self.figure.add_subplot(111)
         steps = [e.step for e in self.history]
