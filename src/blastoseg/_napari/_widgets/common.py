@@ -142,6 +142,8 @@ def status_line() -> Any:
     native.setContentsMargins(4, 0, 4, 0)
     native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
     native.setMinimumHeight(2 * native.fontMetrics().lineSpacing() + 4)  # two lines without relayout
+    native.setVisible(False)
+    label.changed.connect(lambda text: native.setVisible(bool(text)))  # no empty gap in the dock
     return label
 
 
