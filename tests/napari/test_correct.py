@@ -115,6 +115,8 @@ def test_review_lists_doubtful_and_oversized_cells_and_goes_to_them(setup, env):
     assert correct._flags[0].reason == "confidence 0.20" and correct._flags[1].reason.endswith("x the median area")
     assert "2 to review" in widget.segment._status.value  # and the message stays after the run
     assert not widget.segment._run.native.isHidden()
+    viewer.add_points(np.zeros((1, 2)))  # layers come and go: the pickers refresh, the list stays
+    assert list(correct._review.choices) == [0, 1]
     correct._review.value = [1]
     assert viewer.camera.center[-2:] == pytest.approx((80 * 0.5, 80 * 0.5), abs=0.5)
     assert viewer.layers["embryo · run 1 · cell 4"].visible

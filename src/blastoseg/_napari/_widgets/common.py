@@ -131,19 +131,27 @@ def full_width(container: Any, *widgets: Any) -> None:
 
 
 def status_line() -> Any:
-    """A word-wrapped status Label."""
+    """A word-wrapped status line, hidden while it has nothing to say."""
     from magicgui.widgets import Label
-
     from qtpy.QtWidgets import QSizePolicy
 
-    label = Label(value="")
+    class StatusLine(Label):
+        @property
+        def value(self) -> str:
+            return Label.value.fget(self)
+
+        @value.setter
+        def value(self, text: str) -> None:
+            Label.value.fset(self, text)
+            self.native.setVisible(bool(text))  # no empty gap in the dock
+
+    label = StatusLine(value="")
     native = label.native
     native.setWordWrap(True)
     native.setContentsMargins(4, 0, 4, 0)
     native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
     native.setMinimumHeight(2 * native.fontMetrics().lineSpacing() + 4)  # two lines without relayout
     native.setVisible(False)
-    label.changed.connect(lambda text: native.setVisible(bool(text)))  # no empty gap in the dock
     return label
 
 

@@ -33,7 +33,7 @@ class CorrectWidget(Container):
         self._image_of = image or self._active_image
         self._result = ComboBox(label="Result", choices=self._run_choices, nullable=True)
         self._remove = PushButton(text="Remove", tooltip="remove every layer of this run")
-        self._review = Select(label="Review", choices=[], tooltip="cells to check: click one to go to it")
+        self._review = Select(label="Review", choices=self._review_choices, tooltip="cells to check: click one to go to it")
         self._add_cell = PushButton(text="Add cell", tooltip="a new, empty cell layer in paint mode")
         self._shape = PushButton(text="Shape → cell", tooltip="draw an ellipse or polygon, press again: it becomes a cell")
         self._delete = PushButton(text="Delete cell", tooltip="the cell picked on the overview (click it), or the selected cell layer")
@@ -110,15 +110,20 @@ class CorrectWidget(Container):
             self._flags = self.results.review(run.run) if run else []
         except ValueError:  # layers edited into shapes that no longer fit: nothing to list
             self._flags = []
-        timelapse = run is not None and int(L.tag(run.layers[0]).get("n_frames", 1)) > 1
-        text = [f"{f'frame {f.frame} · ' if timelapse else ''}cell {f.cell} · {f.reason}" for f in self._flags]
-        self._review.choices = [(label, k) for k, label in enumerate(text)]
+        self._review.reset_choices()
         if run is None:
             self._status.value = ""
         elif self._flags:
             self._status.value = f"{len(self._flags)} cell{'s' * (len(self._flags) != 1)} to review: click one to go to it"
         else:
             self._status.value = "no cells to review; click a cell on the overview to pick it, double-click to paint it"
+
+    def _review_choices(self, _widget: object = None) -> list[tuple[str, int]]:
+        """The listed cells (a choices callable, so that refreshing the pickers keeps them)."""
+        run = self.run
+        timelapse = run is not None and int(L.tag(run.layers[0]).get("n_frames", 1)) > 1
+        flags = getattr(self, "_flags", [])
+        return [(f"{f'frame {f.frame} · ' if timelapse else ''}cell {f.cell} · {f.reason}", k) for k, f in enumerate(flags)]
 
     def _go_to(self, value: list[int]) -> None:
         if not value or self.run is None:
