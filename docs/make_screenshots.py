@@ -105,9 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     dock.tabs.setCurrentIndex(1)
     run = L.runs(viewer.layers, image.name)[-1]
     cells = sorted(run.cells, key=lambda x: L.tag(x)["cell"])
-    scores = [c for x in run.cells if isinstance(c := L.tag(x).get("confidence"), float)]
-    if scores:  # list the less sure half of the cells, to show the review
-        correct._review_below.value = min(1.0, float(np.median(scores)) + 0.005)
     if correct._flags:
         correct._review.value = [0]
     elif cells:
