@@ -1,4 +1,4 @@
-"""The "Measure blastomeres" dock widget: cell layers -> tables, cleavage times and CSV files."""
+"""The "Measure" step: cell layers -> tables, cleavage times and CSV files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The "Train on corrections" dock widget: corrected layers -> a new model in the user's folder."""
+"""The "Train on your corrections" step: corrected layers -> a new model in the user's folder."""
 
 from __future__ import annotations
 
