@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from blastoseg.boxes import overlapping_pairs
+from blastoseg.resampling import enlarged
 
 Box = tuple[int, int, int, int]
 
@@ -329,17 +330,18 @@ class Instances:
         kept = Instances.from_masks(shape, pairs, scores=self.scores[keep_arr], depth=self.depth[keep_arr], classes=self.classes[keep_arr])
         return kept
 
-    def resized(self, shape: tuple[int, int]) -> Instances:
-        """Rescaled onto an image of `shape` (nearest neighbour, pixel centres mapped)."""
+    def resized(self, shape: tuple[int, int], smooth: bool = False) -> Instances:
+        """Rescaled onto an image of `shape` (nearest neighbour, pixel centres mapped); `smooth`
+        enlarges masks with smooth outlines (`resampling.enlarged`), not scale-factor steps."""
         fy, fx = shape[0] / self.shape[0], shape[1] / self.shape[1]
-        pairs = []
+        smooth, pairs = smooth and max(fy, fx) > 1, []
         for (y0, x0, y1, x1), mask in zip(self.boxes.tolist(), self.masks):
             ny0, nx0 = int(np.floor(y0 * fy)), int(np.floor(x0 * fx))
-            ny1 = min(max(int(np.ceil(y1 * fy)), ny0 + 1), shape[0])
-            nx1 = min(max(int(np.ceil(x1 * fx)), nx0 + 1), shape[1])
-            rows = np.clip(((np.arange(ny0, ny1) + 0.5) / fy).astype(int) - y0, 0, y1 - y0 - 1)
-            cols = np.clip(((np.arange(nx0, nx1) + 0.5) / fx).astype(int) - x0, 0, x1 - x0 - 1)
-            pairs.append(((ny0, nx0, ny1, nx1), mask[np.ix_(rows, cols)]))
+            ny1, nx1 = min(max(int(np.ceil(y1 * fy)), ny0 + 1), shape[0]), min(max(int(np.ceil(x1 * fx)), nx0 + 1), shape[1])
+            ys, xs = (np.arange(ny0, ny1) + 0.5) / fy, (np.arange(nx0, nx1) + 0.5) / fx  # new pixel centres, old units
+            new = mask[np.ix_(np.clip(ys.astype(int) - y0, 0, y1 - y0 - 1), np.clip(xs.astype(int) - x0, 0, x1 - x0 - 1))]
+            smoothed = enlarged(mask, ys - 0.5 - y0, xs - 0.5 - x0) if smooth else None
+            pairs.append(((ny0, nx0, ny1, nx1), smoothed if smoothed is not None and smoothed.any() else new))  # a speck stays
         return Instances.from_masks(shape, pairs, scores=self.scores, depth=self.depth, classes=self.classes)
 
     def cropped(self, y0: int, x0: int, y1: int, x1: int) -> Instances:

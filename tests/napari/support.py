@@ -56,12 +56,32 @@ def embryo() -> synth.Sample:
 
 
 def add_truth_cells(viewer, image_name: str, truth, run: str = "truth") -> list:
-    """Ground truth (Instances, or a list per frame) as linked layers, as a segmentation run adds them."""
+    """Ground truth (Instances, or a list per frame) as a run's layers, as a segmentation adds them."""
     from blastoseg._napari import layers as L
 
     frames = truth if isinstance(truth, list) else [truth]
     provenance = {"method": "ground truth", "model_sha256": ""}
-    return [viewer.add_labels(d, **k) for d, k, _ in L.result_layers(frames, image_name, provenance, run)]
+    name = L.run_name(image_name, L.next_run_number(viewer.layers, image_name))
+    return [viewer.add_labels(d, **k) for d, k, _ in L.result_layers(frames, image_name, provenance, run, name)]
+
+
+def finish_with(widget, image_layer, frames, zona=None, fragments=None) -> list:
+    """What a segmentation run that found `frames` (Instances per frame) does, without a model."""
+    from blastoseg._napari import layers as L
+    from blastoseg._napari._widgets.common import plane_geometry
+
+    name = L.run_name(image_layer.name, L.next_run_number(widget._viewer.layers, image_layer.name))
+    scale, translate = plane_geometry(image_layer)
+    items = L.result_layers(frames, image_layer.name, {"method": "ground truth", "model_sha256": ""}, L.new_run_id(), name,
+                            scale, translate, zona=zona, fragments=fragments)
+    widget.finish(image_layer, frames, items)
+    return widget.last
+
+
+def cell_layers(viewer, run: str | None = None) -> list:
+    from blastoseg._napari import layers as L
+
+    return [x for x in viewer.layers if L.tag(x).get("role") == "cell" and (run is None or L.tag(x)["run"] == run)]
 
 
 def layer_snapshot(viewer) -> list[tuple[str, bytes]]:

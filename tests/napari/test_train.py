@@ -7,6 +7,7 @@ import pytest
 
 from blastoseg import catalogue, checkpoint
 from blastoseg._napari import layers as L
+from blastoseg._napari._widgets.correct import CorrectWidget
 from blastoseg._napari._widgets.segment import SegmentWidget
 from blastoseg._napari._widgets.train import SCRATCH, TrainWidget
 from tests.napari.support import (  # noqa: F401
@@ -45,6 +46,8 @@ def test_training_saves_a_model_that_segment_lists_at_once(setup, env):
     assert meta["parent"]["sha256"] == catalogue.file_sha256(env["shipped"] / "embedseg.safetensors")
     lines = train.figure.axes[0].lines
     assert lines and list(lines[0].get_xdata()) == [1, 2, 3]
+    assert train.figure.axes[1].get_ylabel() == "AP50 on your frames"  # scored on the training frames, not held out
+    assert train._status.value.startswith("done at step 3")
     assert layer_snapshot(viewer) == before  # training reads layers, never writes them
     # from scratch: a new model of the chosen method, saved under a new name
     first = train.output
@@ -67,6 +70,7 @@ def test_cancel_in_the_first_step_writes_nothing_and_later_keeps_the_best(setup,
     assert not train.output.exists() and len(train.history) == 1
     assert env["notes"][-1] == ("info", "Training cancelled before the first checkpoint was saved; no model was written")
     assert train._task is None and train._cancel.native.isHidden()
+    assert train._status.value == "cancelled at step 1; no model was written"  # no ETA left over
     train._amount.value = 8  # checkpoints every 2 steps
     train._show = lambda event: (show(event), event.saved and train.cancel())
     train.run()
@@ -80,7 +84,8 @@ def test_missing_or_mismatched_annotations_are_reported(setup, env):
     viewer, segment, train, _ = setup
     train.run()
     assert "No annotations for 'embryo'" in errors(env)[-1]
-    segment.add_cell()  # an empty cell layer: nothing painted yet
+    correct = CorrectWidget(viewer)
+    correct.add_cell()  # an empty cell layer: nothing painted yet
     train.run()
     assert "hold no cells" in errors(env)[-1]
     wrong = viewer.add_labels(np.ones((64, 64), np.uint8), name="other image's labels")
@@ -103,7 +108,7 @@ def test_annotations_from_linked_layers_keep_amodal_masks_and_depth(setup):
     match = found.iou(truth).argmax(1)  # found cell k is truth cell match[k]
     assert sorted(match.tolist()) == list(range(len(truth)))
     assert np.all(found.iou(truth).max(1) == 1.0)
-    # the visible layer decides who is in front: same front-to-back order as the truth
+    # the depth the cell layers record decides who is in front: same front-to-back order as the truth
     np.testing.assert_array_equal(np.argsort(truth.depth[match], kind="stable"), np.argsort(found.depth, kind="stable"))
     # any Labels layers work too: a packed (L, H, W) layer, or a plain (modal) label image
     packed = viewer.add_labels(truth.layered(), name="my packed labels")
@@ -129,5 +134,21 @@ def test_every_method_trains_from_scratch_and_segments_in_the_widgets(setup, env
     segment._model.value = train.output
     segment.run()
     assert errors(env) == []
-    found = [layer for layer in viewer.layers if L.tag(layer).get("role") == "visible" and L.tag(layer).get("method") == method]
+    found = [layer for layer in viewer.layers if L.tag(layer).get("role") == "overview" and L.tag(layer).get("method") == method]
     assert len(found) == 1 and found[0].data.shape == sample.image.shape
+
+
+def test_a_minutes_budget_is_scored_several_times(setup, env, monkeypatch):
+    from blastoseg.training import train as training
+
+    viewer, _, train, sample = setup
+    add_truth_cells(viewer, "embryo", sample.instances)
+    # a budget that 30 steps use up, whatever the machine's pace
+    monkeypatch.setattr(training.Budget, "fraction", lambda self, step, elapsed: min(step / 30, 1.0))
+    train._unit.value, train._amount.value = "minutes", 0.5
+    train.run()
+    assert errors(env) == []
+    scored = [e.step for e in train.history if e.validation is not None]
+    assert len(train.history) == 30 and 6 <= len(scored) <= 12
+    assert scored[0] == 1  # the first point comes at once
+    assert len(train.figure.axes[1].lines[0].get_xdata()) == len(scored)

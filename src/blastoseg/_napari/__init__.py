@@ -1,4 +1,4 @@
-"""napari front end of blastoseg: three dock widgets, sample data, a reader and a writer.
+"""napari front end of blastoseg: one dock with three tabs, sample data, a reader and a writer.
 
 Everything here is thin: the work is done by the napari-free core (predict, train,
 measure, io); these modules only move data between layers and that core.

@@ -1,9 +1,26 @@
-"""npe2 reader for `*_amodal.tif` packed layered labels (see docs/data-formats.md)."""
+"""npe2 reader for `*_amodal.tif` results (see docs/data-formats.md), and making it the one napari uses.
+
+Two readers claim `embryo_amodal.tif`: blastoseg's (`*_amodal.tif`) and napari's builtin
+one (`*.tif`). npe2 lists every reader whose pattern matches, in no order, and napari
+asks the user to choose unless a preference (`settings.plugins.extension2reader`) names
+one; among preferences, napari ranks a pattern by `score_specificity`, which scores
+`*_amodal.tif` and `*.tif` alike (one segment with a star), so the earlier entry
+wins. `prefer_blastoseg` therefore puts blastoseg's patterns first, unless the user
+chose a reader for them. It runs when the plugin is activated (the manifest's
+`on_activate`: any blastoseg command, e.g. opening its widget or sample data) and when
+the widget opens; the preference is saved with napari's settings.
+
+`viewer.open(path)` in code reads with napari's builtin reader unless `plugin=None` is
+given (napari's default is `plugin="napari"`); while blastoseg's widget is open, such
+a layer is replaced by blastoseg's (`replace_builtin_reads`).
+"""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +28,8 @@ from blastoseg._napari import layers as L
 from blastoseg.io import read_amodal
 
 SUFFIXES = ("_amodal.tif", "_amodal.tiff")
+PATTERNS = tuple(f"*{s}" for s in SUFFIXES)
+PLUGIN = "blastoseg"
 
 
 def get_reader(path: str | list[str]) -> Callable[[str], list[L.LayerData]] | None:
@@ -22,19 +41,89 @@ def get_reader(path: str | list[str]) -> Callable[[str], list[L.LayerData]] | No
     return read_layers if str(path).lower().endswith(SUFFIXES) else None
 
 
+def _side_file(path: Path, kind: str) -> np.ndarray | None:
+    """`<stem>_zona.tif` or `<stem>_fragments.tif` beside the result, if there."""
+    side = path.with_name(path.name[: -len(_suffix(path))] + f"_{kind}.tif")
+    if not side.is_file():
+        return None
+    import tifffile
+
+    return np.asarray(tifffile.imread(side))
+
+
+def _suffix(path: Path) -> str:
+    return next(s for s in SUFFIXES if path.name.lower().endswith(s))
+
+
 def read_layers(path: str | list[str]) -> list[L.LayerData]:
-    """One packed Labels layer: (L, H, W) for a frame, (T, L, H, W) for a time-lapse; scores,
-    depth and provenance go to its metadata so writing it back loses nothing."""
+    """A result as a segmentation run gives it (an overview, a layer per cell, and the zona
+    and fragments when their files are beside it), named "<image> · <file name>"; scores,
+    depth and provenance go to the layers' metadata, so saving them back loses nothing."""
     path = Path(path[0] if isinstance(path, list) else path)
     frames, provenance = read_amodal(path)
-    planes = [f.layered(np.uint16) for f in frames]
-    data = np.zeros((len(frames), max(p.shape[0] for p in planes), *frames[0].shape), np.uint16)
-    for t, p in enumerate(planes):
-        data[t, : p.shape[0]] = p
-    name = path.name[: -len(next(s for s in SUFFIXES if path.name.lower().endswith(s)))]
-    meta = {
-        "source": provenance.get("image", name), "role": "packed", "run": L.new_run_id(), "n_frames": len(frames),
-        "frames": [{"scores": f.scores.tolist(), "depth": f.depth.tolist()} for f in frames],
-        **{k: v for k, v in provenance.items() if k in ("method", "model", "model_sha256")},
-    }
-    return [(data[0] if len(frames) == 1 else data, {"name": f"{name} cells (packed)", "metadata": {L.KEY: meta}, "opacity": 0.5}, "labels")]
+    stem = path.name[: -len(_suffix(path))]
+    source = str(provenance.get("image", stem))
+    extras = {}
+    for kind in ("zona", "fragments"):
+        data = _side_file(path, kind)
+        if data is not None and data.shape[-2:] == frames[0].shape and (data.ndim == 2) == (len(frames) == 1):
+            extras[kind] = data if data.ndim == 3 else data[None]
+    keep = {k: v for k, v in provenance.items() if k in ("method", "model", "model_sha256")}
+    return L.result_layers(frames, source, {**keep, "file": str(path)}, L.new_run_id(), f"{source}{L.SEP}{path.name}",
+                           **extras)
+
+
+def prefer_blastoseg() -> None:
+    """Make blastoseg napari's reader for `*_amodal.tif`, unless the user chose another."""
+    try:
+        from napari.settings import get_settings
+
+        plugins = get_settings().plugins
+        current = dict(plugins.extension2reader)
+    except Exception:  # noqa: BLE001 - settings unavailable (no napari, broken file): opening asks, as before
+        return
+    mine = {p: PLUGIN for p in PATTERNS if p not in current}
+    if not mine and list(current)[: len(PATTERNS)] == list(PATTERNS):
+        return
+    ours = {p: current.get(p, PLUGIN) for p in PATTERNS}
+    plugins.extension2reader = {**ours, **{k: v for k, v in current.items() if k not in ours}}
+
+
+def activate(_context: Any = None) -> None:
+    """npe2's `on_activate` hook."""
+    prefer_blastoseg()
+
+
+_watched: weakref.WeakSet = weakref.WeakSet()
+
+
+def replace_builtin_reads(viewer: Any) -> None:
+    """While a blastoseg widget is open: an `*_amodal.tif` that napari's builtin reader
+    opened (as an image of packed planes) is replaced by blastoseg's layers."""
+    if viewer in _watched:
+        return
+    _watched.add(viewer)
+
+    def inserted(event: Any) -> None:
+        layer = event.value
+        source = getattr(layer, "source", None)
+        path = getattr(source, "path", None)
+        if not path or getattr(source, "reader_plugin", None) == PLUGIN or L.tag(layer):
+            return
+        if not str(path).lower().endswith(SUFFIXES):
+            return
+        from qtpy.QtCore import QTimer
+
+        def swap() -> None:
+            if layer not in viewer.layers:
+                return
+            from napari.layers import Labels
+
+            index = viewer.layers.index(layer)
+            viewer.layers.remove(layer)
+            for offset, (data, kwargs, _) in enumerate(read_layers(str(path))):
+                viewer.layers.insert(index + offset, Labels(data, **kwargs))
+
+        QTimer.singleShot(0, swap)
+
+    viewer.layers.events.inserted.connect(inserted)

@@ -28,13 +28,13 @@ def _frame_layout(layers: Sequence[L.LabelSource]) -> tuple[int, tuple[int, int]
 def write_amodal_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     """npe2 writer: Labels layers (bottom to top) -> one `_amodal.tif` with every cell.
 
-    Overlapping cells from different layers are kept whole; depth follows the layers'
-    order (higher = nearer) or a linked "visible" layer.
+    Overlapping cells from different layers are kept whole; depth is the one the cell
+    layers record, else the layers' order (higher = nearer).
     """
     sources = [L.LabelSource(meta.get("name", "labels"), np.asarray(data), dict(meta.get("metadata") or {})) for data, meta, _ in layer_data]
-    sources = [s for s in sources if L.tag(s).get("role") != "overlaps"]
+    sources = [s for s in sources if L.tag(s).get("role") not in L.DISPLAY_ONLY]
     if not sources:
-        raise ValueError("nothing to save: the overlaps layer alone holds no cells")
+        raise ValueError("nothing to save: select the cell layers of a result (an overview, zona or fragments layer holds no cells)")
     n_frames, shape = _frame_layout(sources)
     frames = L.instances_from_layers(sources, n_frames, shape)
     info = next((L.tag(s) for s in sources if L.tag(s).get("method")), {})

@@ -157,6 +157,18 @@ def _check_flags(**flags: object) -> None:
             raise TypeError(f"{name} must be True or False; got {value!r}")
 
 
+def to_frame_size(found: Instances, shape: tuple[int, int]) -> Instances:
+    """Instances found on a resized frame, brought back to the frame's `shape`.
+
+    Masks found at a working size smaller than the frame are enlarged smoothly
+    (`Instances.resized(smooth=True)`): nearest-neighbour enlargement made the outlines
+    of masks found at a 160 px working size step by several pixels on an 800 px frame,
+    and gave round cells a circularity of 0.61-0.66 where the same cells drawn by hand
+    measure 0.88-0.90.
+    """
+    return found if tuple(shape) == found.shape else found.resized(shape, smooth=True)
+
+
 @dataclass(frozen=True)
 class FrameResult:
     """What one frame gives: its cells, the embryo (zona) they were found in if localised,
@@ -231,7 +243,7 @@ def analyse_frames(
             if len(candidate.of_class(CELL)) < object_size.MIN_OBJECTS:  # shrinking lost the objects: keep what was found
                 break
             found, shape, scale = candidate, new_shape, smaller
-        return found if shape == frame.shape else found.resized(frame.shape)
+        return found if shape == frame.shape else to_frame_size(found, frame.shape)
 
     def framed(frame: np.ndarray) -> Instances:
         """A quick pass (no TTA) finds the objects; the window around them is segmented."""

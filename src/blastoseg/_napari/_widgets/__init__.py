@@ -1,1 +1,1 @@
-"""The dock widgets: Segment embryo, Train on corrections, Measure blastomeres."""
+"""The blastoseg dock (main) and its parts: Segment, Correct, Train, Measure."""

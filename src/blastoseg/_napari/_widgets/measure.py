@@ -1,4 +1,4 @@
-"""The "Measure blastomeres" dock widget: cell layers -> tables, cleavage times and CSV files."""
+"""The "Measure" step: cell layers -> tables, cleavage times and CSV files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     PushButton,
     Select,
     SpinBox,
@@ -21,10 +20,16 @@ from blastoseg import measure
 from blastoseg._napari import layers as L
 from blastoseg._napari._widgets import models
 from blastoseg._napari._widgets.common import (
+    fold,
     follow_layers,
+    full_width,
     image_frames,
     layer_choices,
     mpl_canvas,
+    resolve_choices,
+    result_choices,
+    row,
+    status_line,
 )
 from blastoseg._napari._widgets.tasks import error_message, notify
 
@@ -39,8 +44,8 @@ class MeasureWidget(Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self._image = ComboBox(label="Image", choices=layer_choices(viewer, "image"))
-        self._cells = Select(label="Cells", choices=layer_choices(viewer, "labels"),
-                             tooltip="Labels layers to measure; none selected = the image's linked result layers")
+        self._cells = Select(label="Cells", choices=result_choices(viewer),
+                             tooltip="results or Labels layers to measure; none selected = the image's newest result")
         self._interval = FloatSpinBox(label="Frame interval (h)", value=0.0, min=0.0, max=1000.0, step=0.05,
                                       tooltip="0 = report cleavage times in frames only")
         self._stable = SpinBox(label="Stable for (frames)", value=2, min=1, max=100,
@@ -48,32 +53,54 @@ class MeasureWidget(Container):
         self._measure = PushButton(text="Measure")
         self._show_table = ComboBox(label="Table", choices=["cells", "frames"], value="cells")
         self._table = Table()
-        self._summary = Label(value="")
+        self._table.native.setMinimumHeight(120)
+        self._table.native.setMaximumHeight(220)
+        self._summary = status_line()
         self._export = PushButton(text="Export CSV…", enabled=False)
-        self.extend([self._image, self._cells, self._interval, self._stable, self._measure, self._show_table,
-                     self._summary, self._table, self._export])
-        self.figure, self.canvas = mpl_canvas(2.0)
+        self._show_table.label = ""
+        self.extend([self._image, self._cells, self._interval, row(self._measure, self._show_table, self._export)])
+        full_width(self, self._summary, self._table)
+        self.figure, self.canvas = mpl_canvas(1.6)
         self.canvas.setVisible(False)
         self.native.layout().addWidget(self.canvas)
+        self.advanced = fold(self, "Advanced", [self._stable])
         self.result: measure.Measurements | None = None
         self._image_name = ""
         self._pixel = (1.0, 1.0)
-        self._measure.changed.connect(self.run)
+        self._measure.changed.connect(lambda *_: self.run())
         self._show_table.changed.connect(self._fill_table)
         self._export.changed.connect(self._ask_export)
-        self._cells.native.setMaximumHeight(90)  # a list, not the whole dock
-        follow_layers(viewer, self)
+        self._cells.native.setMaximumHeight(72)  # a list, not the whole dock
+        self._image.changed.connect(self._image_changed)
+        follow_layers(viewer, self, [self.advanced])
+
+    def reset_choices(self, *args: Any) -> None:
+        super().reset_choices(*args)
+        self.advanced.reset_choices(*args)
+
+    def _image_changed(self, *_: Any) -> None:
+        """Measurements belong to the image they were made on: clear them for another one."""
+        if self.result is not None and self._image.value is not None and self._image.value.name != self._image_name:
+            self.clear()
+
+    def clear(self) -> None:
+        self.result = None
+        self._image_name = ""
+        self._export.enabled = False
+        self._table.value = []
+        self._summary.value = ""
+        self.canvas.setVisible(False)
 
     # ------------------------------------------------------------------ inputs
-    def _inputs(self) -> tuple[list[Any], int, tuple[int, int], str]:
+    def _inputs(self, layers: list[Any] | None = None) -> tuple[list[Any], int, tuple[int, int], str]:
         """(layers bottom to top, number of frames, frame shape, image name); ValueError says what is wrong."""
-        image, chosen = self._image.value, list(self._cells.value)
+        image, chosen = self._image.value, list(layers) if layers else resolve_choices(self._viewer, self._cells.value)
         if image is None and not chosen:
-            raise ValueError("Nothing to measure: choose an image that was segmented, or select Labels layers under 'Cells'")
+            raise ValueError("Nothing to measure: choose an image that was segmented, or select a result under 'Cells'")
         if not chosen:
             chosen = L.linked_layers(self._viewer.layers, image.name)
             if not chosen:
-                raise ValueError(f"{image.name!r} has no cell layers: segment it first, or select Labels layers under 'Cells'")
+                raise ValueError(f"{image.name!r} has no cells: segment it first, or select a result or Labels layers under 'Cells'")
         chosen.sort(key=lambda x: self._viewer.layers.index(x))
         if image is not None:
             frames = image_frames(image)
@@ -83,17 +110,21 @@ class MeasureWidget(Container):
         n_frames = int(info.get("n_frames", data.shape[0] if data.ndim == 4 else 1))
         return chosen, n_frames, tuple(data.shape[-2:]), info.get("source", first.name)
 
-    def run(self) -> None:
-        """Measure now (fast: no worker needed) and show the table."""
+    def run(self, layers: list[Any] | None = None) -> None:
+        """Measure now (fast: no worker needed) and show the table; `layers` (Labels layers)
+        instead of what the pickers say, if given."""
         try:
-            chosen, n_frames, shape, name = self._inputs()
+            chosen, n_frames, shape, name = self._inputs(layers)
             per_frame, ids = L.cells_from_layers(chosen, n_frames, shape)
+            if not any(len(f) for f in per_frame):
+                raise ValueError("Nothing to measure: the chosen cells hold no painted pixels")
             pixel = tuple(float(s) for s in chosen[-1].scale[-2:])
             tags = [L.tag(x) for x in chosen if L.tag(x).get("method")]
             provenance = {"image": name, **({k: tags[0].get(k, "") for k in ("method", "model_sha256")} if tags else {})}
             self.result = measure.measure_frames(per_frame, pixel, self._interval.value or None, provenance,
                                                  self._stable.value, cell_ids=ids)
         except ValueError as error:
+            self.clear()
             notify("error", error_message(error))
             return
         self._image_name = name

@@ -1,7 +1,8 @@
-"""The "Segment embryo" dock widget: image layer -> amodal cell layers."""
+"""The "Segment" step: image layer -> one run of result layers (see `layers`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +11,8 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
-    FloatSpinBox,
-    Label,
+    ProgressBar,
     PushButton,
-    Select,
     SpinBox,
 )
 
@@ -21,59 +20,74 @@ from blastoseg._napari import layers as L
 from blastoseg._napari._widgets import models
 from blastoseg._napari._widgets.common import (
     DEVICES,
+    fold,
     follow_layers,
+    full_width,
     image_frames,
     layer_choices,
+    plane_geometry,
+    row,
+    status_line,
 )
+from blastoseg._napari._widgets.results import Results
 from blastoseg._napari._widgets.tasks import (
     CANCELLED,
     Progress,
+    Stage,
     Task,
     error_message,
+    hold_collections,
+    imports_without_stalls,
     notify,
     pump,
+    release_collections,
 )
-from blastoseg.files import fragment_labels
-from blastoseg.inference.embryo import zona_labels
 
 if TYPE_CHECKING:
     import napari
 
 
 class SegmentWidget(Container):
-    """Pick an image and a model, run; results always go to new layers."""
+    """Pick an image and a model, run. Each run's layers form one group named
+    "<image> · run N"; a new run replaces the image's earlier runs unless they were
+    edited (those are hidden and kept) or "Keep earlier runs" is ticked."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self._viewer = viewer
+        self.results = Results.of(viewer)
         self._image = ComboBox(label="Image", choices=layer_choices(viewer, "image"))
         self._model = ComboBox(label="Model", choices=models.choices)
+        self._run = PushButton(text="Run")
+        self._cancel = PushButton(text="Cancel", visible=False)
+        self._status = status_line()
+        self._bar = ProgressBar(value=0, visible=False)
         self._open = PushButton(text="Load checkpoint…")
         self._device = ComboBox(label="Device", choices=DEVICES, value="auto")
         self._tta = CheckBox(text="Test-time augmentation (8 views)", value=True)
-        self._tile = SpinBox(label="Tile size (0 = auto)", value=0, min=0, max=8192, step=64)
-        self._rescale = CheckBox(text="Shrink frames whose cells are larger than the model's training cells", value=True)
-        self._run = PushButton(text="Run")
-        self._cancel = PushButton(text="Cancel", visible=False)
-        self._add_cell = PushButton(text="Add cell")
-        self._review_below = FloatSpinBox(label="Review below", value=0.5, min=0.0, max=1.0, step=0.05)
-        self._review = Select(label="Review", choices=[])
-        self._status = Label(value="")
-        self.extend([self._image, self._model, self._open, self._device, self._tta, self._tile, self._rescale, self._run, self._cancel,
-                     self._add_cell, self._review_below, self._review, self._status])
+        self._tile = SpinBox(label="Tile size", value=0, min=0, max=8192, step=64, tooltip="0 = automatic")
+        self._rescale = CheckBox(text="Shrink frames whose cells are too large", value=True,
+                                 tooltip="segment again, shrunk, a frame whose cells are far larger than the model's training cells")
+        self._keep = CheckBox(text="Keep earlier runs", value=False,
+                              tooltip="off: a new run replaces the image's earlier runs (edited ones are hidden, not removed)")
+        self.extend([self._image, self._model, row(self._run, self._cancel)])
+        full_width(self, self._bar, self._status)
+        self.advanced = fold(self, "Advanced", [self._open, self._device, self._tta, self._tile, self._rescale, self._keep])
         self._task: Task | None = None
-        self._last: tuple[Any, ...] | None = None  # (frames of Instances, layers by cell, packed layer)
-        self._review_items: list[tuple[Any, int, int]] = []
+        self._feeder: Any = None
+        self._progress: Progress | None = None
+        self._loaded: tuple[Any, Any] | None = None  # (file key, Model): the last model, kept for the next run
+        self.last: list[Any] = []  # the layers of the last run
         self._model.value = models.default_model(models.available())
         self._open.changed.connect(self._ask_checkpoint)
         self._run.changed.connect(self.run)
         self._cancel.changed.connect(self.cancel)
-        self._add_cell.changed.connect(self.add_cell)
-        self._review_below.changed.connect(self._fill_review)
-        self._review.changed.connect(self._select_review)
         models.on_models_changed(self, self._models_changed)
-        self._review.native.setMaximumHeight(90)  # a list, not the whole dock
-        follow_layers(viewer, self)
+        follow_layers(viewer, self, [self.advanced])
+
+    def reset_choices(self, *args: Any) -> None:
+        super().reset_choices(*args)
+        self.advanced.reset_choices(*args)
 
     # ------------------------------------------------------------------ models
     def _models_changed(self) -> None:
@@ -97,36 +111,52 @@ class SegmentWidget(Container):
         self._model.reset_choices()
         self._model.value = chosen
 
+    def _load(self, path: Path, device: str) -> Any:
+        """The model at `path` on `device`, loaded once for as long as the file is unchanged."""
+        from blastoseg import checkpoint
+
+        stat = os.stat(path)
+        key = (str(path), stat.st_mtime_ns, stat.st_size, device)
+        if self._loaded is None or self._loaded[0] != key:
+            with imports_without_stalls():
+                self._loaded = (key, checkpoint.load(path, device))
+        return self._loaded[1]
+
     # ------------------------------------------------------------------ run
     def run(self) -> None:
-        """Segment the chosen image in a worker; layers are added when it finishes."""
-        if self._task is not None:
+        """Segment the chosen image in a worker; its layers are added as it finishes."""
+        if self._task is not None or self._feeder is not None:
             return
         layer = self._image.value
         if layer is not None and self._model.value is None:  # before reading (copying) the frames
-            notify("error", "No model to segment with: train one in 'Train on corrections' or use 'Load checkpoint…'")
+            notify("error", "No model to segment with: train one under 'Correct & train', or use Advanced > 'Load checkpoint…'")
             return
         frames = self._frames_of(layer, "No image layer to segment: open an image, or File > Open Sample > blastoseg > Synthetic embryo")
         if frames is None:
             return
+        device = self._device.value
         if len(frames) > 1:
             notify("info", f"Segmenting {layer.name!r} as a time-lapse of {len(frames)} frames (a 3D image is read as "
                            "(T, H, W)); for a z-stack, pick one plane first")
-        path, device, tta, tile = Path(self._model.value), self._device.value, self._tta.value, self._tile.value or None
-        rescale = self._rescale.value
+        path, tta, tile, rescale = Path(self._model.value), self._tta.value, self._tile.value or None, self._rescale.value
+        name = L.run_name(layer.name, L.next_run_number(self._viewer.layers, layer.name))
+        scale, translate = plane_geometry(layer)
+        image_name = layer.name
 
         def work():  # noqa: ANN202 - a generator for the worker
-            from blastoseg import checkpoint
+            yield Stage("loading the model")
+            model = self._load(path, device)
             from blastoseg.inference.predict import analyse_frames
 
-            model = checkpoint.load(path, device)
+            yield Stage("segmenting")
             found = yield from pump(lambda progress: analyse_frames(frames, model, tta=tta, tile=tile, device=device,
-                                                                          auto_scale=rescale, progress=progress))
-            return model, found
+                                                                    auto_scale=rescale, progress=progress))
+            yield Stage("preparing the layers")
+            return model, found, build_layers(found, image_name, model, name, scale, translate)
 
-        progress = Progress(f"Segmenting {layer.name}", self.cancel)
-        self._task = Task(work, lambda p: progress.set(*p), lambda result: self._finished(layer, result),
-                          self._failed, lambda: self._idle(progress))
+        self._progress = Progress(self._bar, self.cancel)
+        hold_collections()
+        self._task = Task(work, self._progress.show, lambda result: self._finished(layer, result), self._failed, self._worker_done)
         self._set_running(True)
         self._task.start()
 
@@ -134,65 +164,86 @@ class SegmentWidget(Container):
         if self._task is not None:
             self._task.cancel()
             self._status.value = "cancelling…"
+        elif self._feeder is not None:
+            self._feeder.cancel()
 
     def _set_running(self, running: bool) -> None:
         self._run.visible, self._cancel.visible = not running, running
-        self._status.value = "segmenting…" if running else ""
+        if running:
+            self._status.value = "segmenting…"
 
-    def _idle(self, progress: Progress) -> None:
-        progress.close()
+    def _worker_done(self) -> None:
         self._task = None
+        if self._feeder is None:  # nothing more to add
+            self._idle()
+
+    def _idle(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+            release_collections()
+        self._feeder = None
         self._set_running(False)
 
     def _failed(self, error: BaseException) -> None:
+        self._status.value = "segmentation failed"
         notify("error", f"Segmentation failed: {error_message(error)}")
 
     def _finished(self, layer: Any, result: Any) -> None:
         if result is CANCELLED:
+            self._status.value = "cancelled; no layers were added"
             notify("info", "Segmentation cancelled; no layers were added")
             return
-        model, results = result
-        frames = [r.cells for r in results]
-        provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256}
-        geometry = {"scale": list(layer.scale), "translate": list(layer.translate)}
-        shape = frames[0].shape
-        zona = fragments = None
-        if any(r.embryo is not None for r in results):
-            zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
-        if any(r.fragments is not None for r in results):
-            fragments = np.stack([fragment_labels(r.fragments, shape) for r in results])
-        layers = L.result_layers(frames, layer.name, provenance, L.new_run_id(), **geometry, zona=zona, fragments=fragments)
-        added = [self._viewer.add_labels(data, **kwargs) for data, kwargs, _ in layers]
-        by_cell = {L.tag(a)["cell"]: a for a in added if L.tag(a).get("role") == "cell"}
-        packed = next((a for a in added if L.tag(a).get("role") == "packed"), None)
-        self._last = (frames, by_cell, packed)
-        self._fill_review()
+        _, results, items = result
+        self.finish(layer, [r.cells for r in results], items)
+
+    def finish(self, layer: Any, frames: list[Any], items: list[L.LayerData]) -> None:
+        """Add a run's layers (`build_layers`) for `layer`, replacing or hiding earlier runs."""
+        earlier = self.results.runs(layer.name)
+        keep = self._keep.value
+        remove = [] if keep else [r for r in earlier if not Results.edited(r)]
+        hide = [r for r in earlier if r not in remove]
         n = sum(len(f) for f in frames)
-        notify("info", f"{layer.name}: found {n} cell{'s' * (n != 1)}" + (f" in {len(frames)} frames" if len(frames) > 1 else ""))
+        name = next((L.item_tag(it).get("run_name") for it in items), layer.name)
+        if self._progress is None:  # called without a run (a result made elsewhere)
+            hold_collections()
+            self._progress = Progress(self._bar, self.cancel)
+        progress = self._progress
+        # busy, not counted: every move of a progress bar repaints the window at once
+        progress.begin("adding the layers", 1)
 
-    # ------------------------------------------------------------------ review
-    def _fill_review(self) -> None:
-        if self._last is None:
-            return
-        frames, by_cell, packed = self._last
-        items = [(float(s), t, i + 1) for t, f in enumerate(frames) for i, s in enumerate(f.scores) if s < self._review_below.value]
-        items.sort()
-        self._review_items = [((by_cell.get(cell) if packed is None else packed), t, cell) for _, t, cell in items]
-        text = [f"cell {c} ({s:.2f})" if len(frames) == 1 else f"frame {t} cell {c} ({s:.2f})" for s, t, c in items]
-        self._review.choices = [(label, k) for k, label in enumerate(text)]
-        self._status.value = f"{len(items)} low-confidence cell{'s' * (len(items) != 1)} to review" if items else ""
+        def done(added: list[Any]) -> None:
+            self.last = added
+            if self._feeder.cancelled:
+                for x in added:
+                    if x in self._viewer.layers:
+                        self._viewer.layers.remove(x)
+                self.last = []
+                self._status.value = "cancelled; no layers were added"
+                notify("info", "Segmentation cancelled; no layers were added")
+            else:
+                self._status.value = self._summary(name, frames, remove, hide)
+                notify("info", f"{layer.name}: found {n} cell{'s' * (n != 1)}"
+                       + (f" in {len(frames)} frames" if len(frames) > 1 else ""))
+            self._feeder = None
+            if self._task is None:
+                self._idle()
 
-    def _select_review(self, value: list[int]) -> None:
-        if not value:
-            return
-        layer, frame, cell = self._review_items[value[-1]]
-        if layer is None or layer not in self._viewer.layers:
-            return
-        self._viewer.layers.selection.active = layer
-        layer.visible = True
-        layer.selected_label = cell
-        if np.ndim(layer.data) == 4:
-            self._viewer.dims.set_current_step(0, frame)
+        self._feeder = self.results.add_run(items, remove, hide, on_done=done, start=False)
+        self._feeder.start()
+
+    def _summary(self, name: str, frames: list[Any], removed: list[L.Run], hidden: list[L.Run]) -> str:
+        n = sum(len(f) for f in frames)
+        text = f"{name}: {n} cell{'s' * (n != 1)}" + (f" in {len(frames)} frames" if len(frames) > 1 else "")
+        run = next((L.tag(x).get("run") for x in self.last), None)
+        flagged = len(self.results.review(run)) if run else 0
+        if flagged:
+            text += f" · {flagged} to review under 'Correct & train'"
+        if removed:
+            text += f" · replaced {', '.join(r.name.split(L.SEP)[-1] for r in removed)}"
+        if hidden:
+            text += f" · hid {', '.join(r.name.split(L.SEP)[-1] for r in hidden)} ({'kept' if self._keep.value else 'edited'})"
+        return text
 
     @staticmethod
     def _frames_of(layer: object, missing: str) -> np.ndarray | None:
@@ -206,22 +257,19 @@ class SegmentWidget(Container):
             notify("error", error_message(error))
             return None
 
-    # ------------------------------------------------------------------ annotation
-    def add_cell(self) -> None:
-        """A new empty cell layer linked to the image, ready to paint its whole (amodal) extent."""
-        layer = self._image.value
-        frames = self._frames_of(layer, "No image layer: choose the image the new cell belongs to")
-        if frames is None:
-            return
-        linked = L.linked_layers(self._viewer.layers, layer.name)
-        run = L.tag(linked[-1]).get("run") if linked else L.new_run_id()
-        numbers = [int(L.tag(x).get("cell", 0)) for x in linked]
-        numbers += [int(np.max(x.data)) for x in linked if L.tag(x).get("role") in ("packed", "visible")]
-        cell = max(numbers, default=0) + 1
-        shape = frames.shape[1:] if len(frames) == 1 else frames.shape
-        data, kwargs, _ = L.empty_cell_layer(layer.name, shape, cell, run, len(frames), list(layer.scale), list(layer.translate))
-        new = self._viewer.add_labels(data, **kwargs)
-        new.selected_label = cell
-        new.mode = "paint"
-        new.brush_size = max(5, int(min(shape[-2:]) / 40))
-        self._viewer.layers.selection.active = new
+
+def build_layers(results: list[Any], image_name: str, model: Any, name: str, scale: list[float],
+                 translate: list[float]) -> list[L.LayerData]:
+    """A run's layer data from `analyse_frames` results (built in the worker thread)."""
+    from blastoseg.files import fragment_labels
+    from blastoseg.inference.embryo import zona_labels
+
+    frames = [r.cells for r in results]
+    shape = frames[0].shape
+    provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256}
+    zona = fragments = None
+    if any(r.embryo is not None for r in results):
+        zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
+    if any(r.fragments is not None for r in results):
+        fragments = np.stack([fragment_labels(r.fragments, shape) for r in results])
+    return L.result_layers(frames, image_name, provenance, L.new_run_id(), name, scale, translate, zona=zona, fragments=fragments)

@@ -9,6 +9,7 @@ the end of the current step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -88,27 +89,116 @@ def pump(run: Callable[[Callable[[int, int], None]], T]) -> Generator[tuple[int,
         thread.join()
 
 
-class Progress:
-    """One napari progress bar fed with (done, total) pairs; cancel from the activity dock works."""
+class Stage(str):
+    """What a task yields when it starts a step of its own (e.g. "loading the model")."""
 
-    def __init__(self, desc: str, on_cancel: Callable[[], None]) -> None:
-        self.desc, self.on_cancel = desc, on_cancel
-        self.bar: Any = None
+
+class Progress:
+    """A progress bar of the widget's own fed with (done, total) pairs and `Stage` names,
+    shown as "<stage> <done>/<total>" (busy while a stage is not counted).
+
+    The widget's own bar, not napari's activity dock: napari builds a new bar there for
+    every task (~0.2 s of GUI time on a busy 2-core machine) and processes events inside
+    each update, which stalls the window it is meant to keep alive.
+    """
+
+    def __init__(self, bar: Any, on_cancel: Callable[[], None] | None = None) -> None:
+        self.bar, self.on_cancel = bar, on_cancel
+        self.stage = ""
+        if bar is not None:
+            bar.visible = True
+            bar.max = 0  # busy until the task names its first step
+
+    def show(self, item: Any) -> None:
+        """Show what a task yielded: a Stage, or (done, total)."""
+        if isinstance(item, Stage):
+            self.begin(item)
+        else:
+            self.set(*item)
+
+    def begin(self, stage: str, total: int = 0) -> None:
+        """A new step: its name, and how many counts it has (0 = busy, not counted)."""
+        self.stage = stage
+        if self.bar is not None:
+            self.bar.max = total
+            self.bar.value = 0
+            self._label(0, total)
 
     def set(self, done: int, total: int) -> None:
-        from napari.utils import cancelable_progress
+        if self.bar is not None:
+            if self.bar.max != total:
+                self.bar.max = total
+            self.bar.value = min(done, total)
+            self._label(done, total)
 
-        if self.bar is None:
-            self.bar = cancelable_progress(total=total, desc=self.desc, cancel_callback=self.on_cancel)
-        if self.bar.total != total:
-            self.bar.total = total
-        if done > self.bar.n:
-            self.bar.update(done - self.bar.n)
+    def _label(self, done: int, total: int) -> None:
+        native = self.bar.native  # a QProgressBar
+        if hasattr(native, "setFormat"):
+            native.setFormat(f"{self.stage} %v/%m" if total else self.stage)
+            native.setTextVisible(True)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+            self.bar.visible = False
+
+
+# Python's full garbage collections walk every tracked object. With torch imported that
+# took 0.4-0.5 s on a busy 2-core machine, holding the GIL: the whole window froze each
+# time one ran, and adding a run's layers (or importing torch) set them off. While a
+# widget works, the objects that exist are moved out of the collector's way
+# (`gc.freeze`) and put back when it is done (`gc.unfreeze`), so nothing is kept alive
+# for longer than that.
+_holders = 0
+
+
+def hold_collections() -> None:
+    """Full collections skip today's objects until `release_collections` (calls nest)."""
+    import gc
+
+    global _holders
+    if _holders == 0:
+        gc.freeze()
+    _holders += 1
+
+
+def release_collections() -> None:
+    import gc
+
+    global _holders
+    _holders = max(0, _holders - 1)
+    if _holders == 0:
+        gc.unfreeze()
+
+
+@contextlib.contextmanager
+def imports_without_stalls() -> Generator[None, None, None]:
+    """Import heavy modules (torch) in a worker without freezing the window: no collection
+    runs during the import, and what it made is then frozen like the rest (while held)."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if _holders:
+            gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def warm_up() -> None:
+    """Import torch and the inference code in a background thread now, so that the first
+    Run does not wait for it (and the window's one stall, ~0.35 s while torch's C core
+    loads, comes when the dock opens rather than in the middle of segmenting)."""
+    if SYNC or "torch" in sys.modules:
+        return
+
+    def load() -> None:
+        with imports_without_stalls():
+            import blastoseg.inference.predict  # noqa: F401 - imports torch
+
+    threading.Thread(target=load, name="blastoseg-warm-up", daemon=True).start()
 
 
 class Task:
@@ -150,15 +240,19 @@ class Task:
             self._run_inline()
             return
         from napari.qt.threading import create_worker
+        from superqt.utils import GeneratorWorker
 
         gen = self._guarded()
-        self.worker = create_worker(lambda: (yield from gen), _start_thread=False)
+        # superqt's plain worker with `errored` connected: napari's own worker class would
+        # also report the error (a second notification, with a traceback), and an
+        # unconnected `errored` re-raises it in the GUI thread (a third).
+        self.worker = create_worker(lambda: (yield from gen), _start_thread=False, _worker_class=GeneratorWorker,
+                                    _connect={"errored": self._error})
         # napari's own cancel (status bar) aborts the worker without resuming the
         # generator; closing it here stops the work and runs its clean-up.
         self.worker.aborted.connect(gen.close)
         self.worker.yielded.connect(self.on_yield)
         self.worker.returned.connect(self.on_return)
-        self.worker.errored.connect(self._error)
         self.worker.finished.connect(self.on_finish)
         self.worker.start()
 
@@ -184,8 +278,23 @@ class Task:
             self.on_finish()
 
 
+# The core words its errors for the command line; in napari the same advice names the widget's controls.
+GUI_WORDING = (
+    ("use --device cpu or auto", "choose Device 'auto' or 'cpu' under Advanced"),
+    ("use --device cpu", "choose Device 'cpu' under Advanced"),
+    ("--no-rescale", "unticking 'Shrink frames…' under Advanced"),
+    ("--tile", "Tile size under Advanced"),
+    ("--device", "Device under Advanced"),
+)
+
+
 def error_message(error: BaseException) -> str:
     """The user-facing text of an exception raised by the core (which words its errors for users)."""
     if isinstance(error, (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError, OSError)):
-        return str(error).strip("'\"") or error.__class__.__name__
+        text = str(error).strip("'\"") or error.__class__.__name__
+        if "out of memory" in text.lower():
+            return "the device ran out of memory; choose Device 'cpu' or a smaller Tile size under Advanced"
+        for cli, gui in GUI_WORDING:
+            text = text.replace(cli, gui)
+        return text
     return f"unexpected {error.__class__.__name__}: {error}. Please report this with the steps that led to it"
