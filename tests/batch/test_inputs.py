@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from blastoseg import io
-from blastoseg.batch.inputs import Task, check, collect, frames_shape, header_shape, refuse_collisions
+from blastoseg.batch.inputs import (
+    Task,
+    check,
+    collect,
+    frames_shape,
+    header_shape,
+    refuse_collisions,
+)
 
 
 def test_headers_give_shapes_without_decoding(tmp_path):

@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from blastoseg.batch.naming import image_stem, is_image_name, is_result_name, result_paths
+from blastoseg.batch.naming import (
+    image_stem,
+    is_image_name,
+    is_result_name,
+    result_paths,
+)
 
 EMBRYOSCOPE = "D2024.10.20_S01055_I4778_P_WELL06_RUN141.JPG"
 

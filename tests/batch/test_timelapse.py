@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from blastoseg import io
-from blastoseg.batch.timelapse import export_timelapses, focal_label, frame_times, is_export, natural_key
+from blastoseg.batch.timelapse import (
+    export_timelapses,
+    focal_label,
+    frame_times,
+    is_export,
+    natural_key,
+)
 
 
 def test_focal_planes_are_named_as_exported():

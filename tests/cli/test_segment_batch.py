@@ -11,7 +11,13 @@ import tifffile
 
 from blastoseg import io
 from blastoseg.cli import main
-from tests.batch.support import EMBRYOSCOPE_NAMES, blastoseg, frames, manifest, tiny_model
+from tests.batch.support import (
+    EMBRYOSCOPE_NAMES,
+    blastoseg,
+    frames,
+    manifest,
+    tiny_model,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,14 @@ from blastoseg import synth
 from blastoseg._napari import layers as L
 from blastoseg._napari._widgets.main import BlastosegWidget
 from blastoseg.instances import Instances
-from tests.napari.support import cell_layers, embryo, env, errors, finish_with, tiny_checkpoint  # noqa: F401
+from tests.napari.support import (  # noqa: F401
+    cell_layers,
+    embryo,
+    env,
+    errors,
+    finish_with,
+    tiny_checkpoint,
+)
 
 
 @pytest.fixture

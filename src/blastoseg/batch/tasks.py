@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blastoseg.batch.inputs import Task
-from blastoseg.batch.naming import FRAMES_CSV, EMBRYO_CSV, zona_path
+from blastoseg.batch.naming import EMBRYO_CSV, FRAMES_CSV, zona_path
 
 if TYPE_CHECKING:
     from blastoseg.model import Model

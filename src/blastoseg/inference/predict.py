@@ -28,7 +28,12 @@ from blastoseg.inference.embryo import Embryo
 from blastoseg.inference.localise import find_embryo
 from blastoseg.inference.merging import agreed, merge_views
 from blastoseg.inference.plausible import plausible_cells, plausible_fragments
-from blastoseg.inference.preprocess import as_array, as_frames, model_input, working_shape
+from blastoseg.inference.preprocess import (
+    as_array,
+    as_frames,
+    model_input,
+    working_shape,
+)
 from blastoseg.inference.tiling import plan_tiles, segment_tiled
 from blastoseg.instances import CELL, FRAGMENT, Instances
 from blastoseg.methods.base import Detector

@@ -9,7 +9,13 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, Select
 
 from blastoseg._napari import layers as L
-from blastoseg._napari._widgets.common import fold, follow_layers, full_width, row, status_line
+from blastoseg._napari._widgets.common import (
+    fold,
+    follow_layers,
+    full_width,
+    row,
+    status_line,
+)
 from blastoseg._napari._widgets.results import Results
 from blastoseg._napari._widgets.tasks import notify
 from blastoseg._napari.cells import Flag, outline_width

@@ -19,7 +19,12 @@ from psygnal import Signal
 from blastoseg._napari import layers as L
 from blastoseg._napari._widgets import tasks
 from blastoseg._napari._widgets.feeder import Feeder, Inserter, full, light, qtimer_once
-from blastoseg._napari._widgets.overviews import atom_frames, cell_at, centre_on, redraw_overview
+from blastoseg._napari._widgets.overviews import (
+    atom_frames,
+    cell_at,
+    centre_on,
+    redraw_overview,
+)
 from blastoseg._napari.cells import Flag
 from blastoseg._napari.cells import review as review_cells
 
