@@ -35,12 +35,11 @@ OUTSIDE = 0.5  # a predicted cell with less than this share of its area on the e
 
 
 def fragmentation(cells: Instances, fragments: np.ndarray) -> float:
-    """Fragment area / (cells + fragments) area, in percent (the Istanbul consensus measure);
-    `fragments` is a boolean or label image, and a pixel under a cell counts as the cell's."""
-    cell = cells.coverage() > 0
-    fragment = (np.asarray(fragments) > 0) & ~cell
-    total = int(cell.sum() + fragment.sum())
-    return 100.0 * int(fragment.sum()) / total if total else 0.0
+    """Fragment area / (cells + fragments) area, in percent (the Istanbul consensus measure),
+    as `blastoseg measure` reports it."""
+    from blastoseg.measure import fragmentation as measured
+
+    return measured(cells, fragments)[1]
 
 
 def outside_embryo(found: Instances, frame: RealFrame) -> int:

@@ -88,7 +88,6 @@ def segment_image(
     `batch` redoes. `provenance` adds entries to the amodal file's record."""
     from blastoseg import __version__, io
     from blastoseg.inference import preprocess
-    from blastoseg.inference.embryo import zona_labels
     from blastoseg.inference.predict import analyse_frames
 
     label = label or stem
@@ -99,13 +98,10 @@ def segment_image(
               "source": source, "tta": str(tta), "blastoseg_version": __version__, **(provenance or {})}
     one = len(found) == 1
     others: list[Path] = []
-    if any(r.embryo is not None for r in results):
-        shape = frames.shape[1:]
-        zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
+    zona, pieces = zona_stack(results, frames.shape[1:]), fragment_stack(results, frames.shape[1:])
+    if zona is not None:
         others.append(io.write_labels(out_dir / f"{stem}{ZONA}", zona[0] if one else zona))
-    if any(r.fragments is not None for r in results):
-        shape = frames.shape[1:]
-        pieces = np.stack([fragment_labels(r.fragments, shape) for r in results])
+    if pieces is not None:
         others.append(io.write_labels(out_dir / f"{stem}{FRAGMENTS}", pieces[0] if one else pieces))
     visible = np.stack([f.visible_labels().astype(np.uint16) for f in found])  # per frame: a long stack is not held twice
     labels = io.write_labels(out_dir / f"{stem}{VISIBLE}", visible[0] if one else visible)
@@ -136,6 +132,24 @@ def read_frames(paths: Sequence[Path]) -> np.ndarray:
     if stack is None:
         raise ValueError("a time-lapse needs at least one frame")
     return stack
+
+
+def zona_stack(results: Sequence[Any], shape: tuple[int, int]) -> np.ndarray | None:
+    """uint8 (T, H, W) zona labels of `analyse_frames` results (zeros where none was found),
+    or None when no frame has a zona."""
+    from blastoseg.inference.embryo import zona_labels
+
+    if all(r.embryo is None for r in results):
+        return None
+    return np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
+
+
+def fragment_stack(results: Sequence[Any], shape: tuple[int, int]) -> np.ndarray | None:
+    """uint16 (T, H, W) fragment labels of `analyse_frames` results, or None for a model
+    that does not find fragments."""
+    if all(r.fragments is None for r in results):
+        return None
+    return np.stack([fragment_labels(r.fragments, shape) for r in results])
 
 
 def fragment_labels(fragments: Instances | None, shape: tuple[int, int]) -> np.ndarray:

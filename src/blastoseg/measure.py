@@ -171,15 +171,21 @@ def fragmentation_grade(percent: float) -> str:
     return "<10%" if percent < 10 else "10-25%" if percent <= 25 else ">25%"
 
 
+def fragmentation(cells: Instances, fragments: np.ndarray) -> tuple[int, float]:
+    """(fragment area px, fragment area / (cell + fragment area) in percent); `fragments` is a
+    boolean or label image, and a pixel under a cell counts as the cell's."""
+    cell = cells.coverage() > 0
+    fragment = (np.asarray(fragments) > 0) & ~cell
+    area, total = int(fragment.sum()), int(cell.sum() + fragment.sum())
+    return area, 100.0 * area / total if total else 0.0
+
+
 def fragment_columns(cells: Instances, fragments: Instances | None, pixel_size: PixelSize = 1.0) -> dict[str, Any]:
     """A frame's fragments: count, area (px, µm²), fragmentation % and grade; empty without them."""
     if fragments is None:
         return {"n_fragments": None, "fragment_area_px": None, "fragment_area_um2": None,
                 "fragmentation_pct": None, "fragmentation_grade": None}
-    cell = cells.coverage() > 0
-    fragment = (fragments.coverage() > 0) & ~cell
-    area, total = int(fragment.sum()), int(cell.sum() + fragment.sum())
-    percent = 100.0 * area / total if total else 0.0
+    area, percent = fragmentation(cells, fragments.coverage() > 0)
     dy, dx = _spacing(pixel_size)
     return {"n_fragments": len(fragments), "fragment_area_px": area, "fragment_area_um2": round(area * dy * dx, 2),
             "fragmentation_pct": round(percent, 2), "fragmentation_grade": fragmentation_grade(percent)}

@@ -15,7 +15,6 @@ import io as _bytes
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
 
 from blastoseg.synth.bodies import add_sphere
 
@@ -231,7 +230,3 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(buf, format="JPEG", quality=quality)
     buf.seek(0)
     return np.asarray(Image.open(buf), np.float32) / 255
-
-
-def focus_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    return ndimage.gaussian_filter(image, sigma) if sigma > 0 else image

@@ -261,15 +261,10 @@ class SegmentWidget(Container):
 def build_layers(results: list[Any], image_name: str, model: Any, name: str, scale: list[float],
                  translate: list[float]) -> list[L.LayerData]:
     """A run's layer data from `analyse_frames` results (built in the worker thread)."""
-    from blastoseg.files import fragment_labels
-    from blastoseg.inference.embryo import zona_labels
+    from blastoseg.files import fragment_stack, zona_stack
 
     frames = [r.cells for r in results]
     shape = frames[0].shape
     provenance = {"method": model.method.name, "model": model.name, "model_sha256": model.sha256}
-    zona = fragments = None
-    if any(r.embryo is not None for r in results):
-        zona = np.stack([zona_labels(r.embryo, shape) if r.embryo else np.zeros(shape, np.uint8) for r in results])
-    if any(r.fragments is not None for r in results):
-        fragments = np.stack([fragment_labels(r.fragments, shape) for r in results])
+    zona, fragments = zona_stack(results, shape), fragment_stack(results, shape)
     return L.result_layers(frames, image_name, provenance, L.new_run_id(), name, scale, translate, zona=zona, fragments=fragments)
