@@ -152,3 +152,22 @@ def test_a_minutes_budget_is_scored_several_times(setup, env, monkeypatch):
     assert len(train.history) == 30 and 6 <= len(scored) <= 12
     assert scored[0] == 1  # the first point comes at once
     assert len(train.figure.axes[1].lines[0].get_xdata()) == len(scored)
+
+
+@pytest.mark.parametrize(("parent", "tuned", "said"), [
+    (0.2, 0.6, "It beats the model it started from: 0.600 against 0.200"),
+    (0.9, 0.3, "It does NOT beat the model it started from (0.300 against 0.900 on the same frames)"),
+])
+def test_the_widget_says_whether_the_fine_tune_beats_its_parent(setup, env, monkeypatch, parent, tuned, said):
+    from blastoseg.training import train as training
+
+    viewer, _, train, sample = setup
+    add_truth_cells(viewer, "embryo", sample.instances)
+    scores = iter([parent] + [tuned] * 10)  # the parent is scored first, on the same frames
+    monkeypatch.setattr(training, "validate", lambda model, pairs, device: next(scores))
+    train._amount.value = 2
+    train.run()
+    assert errors(env) == []
+    assert said in env["notes"][-1][1]
+    assert train._status.value.endswith("NOT better than its parent" if tuned < parent else " · better than its parent")
+    assert checkpoint.read_metadata(train.output)["training"]["beats_parent"] == (tuned > parent)

@@ -234,21 +234,36 @@ class TrainWidget(Container):
             self._status.value = f"cancelled{self._at_step()}; no model was written"
             notify("info", "Training cancelled before the first checkpoint was saved; no model was written")
         elif result is CANCELLED:
-            self._status.value = f"cancelled{self._at_step()}{self._best()} · saved {self.output.name}"
-            notify("info", f"Training cancelled; kept the best checkpoint so far: {self.output}")
+            self._status.value = f"cancelled{self._at_step()}{self._best()} · saved {self.output.name}{self._short_verdict()}"
+            notify("info", f"Training cancelled; kept the best checkpoint so far: {self.output}{self.verdict()}")
         else:
-            self._status.value = f"done{self._at_step()}{self._best()} · saved {self.output.name}"
-            notify("info", f"Trained model saved to {self.output}; it is now in the Segment step's model list")
+            self._status.value = f"done{self._at_step()}{self._best()} · saved {self.output.name}{self._short_verdict()}"
+            notify("info", f"Trained model saved to {self.output}; it is now in the Segment step's model list"
+                           f"{self.verdict()}")
+
+    def _compared(self) -> tuple[float, float] | None:
+        """(best, parent) scores of a fine-tune on the same frames, or None (from scratch, no validation)."""
+        last = next((e for e in reversed(self.history) if e.best is not None), None)
+        if last is None or last.parent is None:
+            return None
+        return last.best, last.parent
 
     def verdict(self) -> str:
         """How the fine-tuned model compares with the one it started from, on the same frames."""
-        last = next((e for e in reversed(self.history) if e.best is not None), None)
-        if last is None or last.parent is None:
+        compared = self._compared()
+        if compared is None:
             return ""
-        if last.best > last.parent:
-            return f". It beats the model it started from: {last.best:.3f} against {last.parent:.3f}"
-        return (f". It does NOT beat the model it started from ({last.best:.3f} against {last.parent:.3f} "
+        best, parent = compared
+        if best > parent:
+            return f". It beats the model it started from: {best:.3f} against {parent:.3f}"
+        return (f". It does NOT beat the model it started from ({best:.3f} against {parent:.3f} "
                 "on the same frames): keep segmenting with that one")
+
+    def _short_verdict(self) -> str:
+        compared = self._compared()
+        if compared is None:
+            return ""
+        return " · better than its parent" if compared[0] > compared[1] else " · NOT better than its parent"
 
     # ------------------------------------------------------------------ display
     def _show(self, event: Any) -> None:
