@@ -79,3 +79,22 @@ def test_timelapse_shares_one_view():
     counts = [len(f.instances) for f in frames]
     assert counts == sorted(counts) or min(counts) >= 0  # cut views may hide cells
     assert all(np.isfinite(f.image).all() for f in frames)
+
+
+def test_the_zona_truth_holds_every_cell_and_fragment():
+    for seed in range(6):
+        s = _acquired(seed)
+        assert s.zona.shape == s.image.shape and set(np.unique(s.zona)) <= {0, 1, 2}
+        union = (s.instances.coverage() > 0) | s.fragments
+        inside = s.zona == 2
+        assert (union & ~inside).sum() <= 0.02 * max(union.sum(), 1)  # cells press on the zona's inner edge
+        assert (s.zona == 1).any()  # the ring itself, unless the frame cut it all away
+
+
+def test_a_dish_has_no_embryo_and_empty_truth():
+    from blastoseg.synth import synth_dish
+
+    d = synth_dish((128, 128), seed=3)
+    assert d.image.shape == (128, 128) and np.isfinite(d.image).all() and d.image.std() > 0
+    assert len(d.instances) == 0 and not d.fragments.any() and not d.zona.any()
+    assert np.array_equal(d.image, synth_dish((128, 128), seed=3).image)

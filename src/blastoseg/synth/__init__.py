@@ -5,8 +5,8 @@ time-lapses from them, `render` forms their image, and `shapes` draws the outlin
 protocol of seed paper 002.
 """
 
-from blastoseg.synth.embryo import synth_embryo, synth_timelapse
+from blastoseg.synth.embryo import synth_dish, synth_embryo, synth_timelapse
 from blastoseg.synth.scene import Sample
 from blastoseg.synth.shapes import synth_shapes
 
-__all__ = ["Sample", "synth_embryo", "synth_shapes", "synth_timelapse"]
+__all__ = ["Sample", "synth_dish", "synth_embryo", "synth_shapes", "synth_timelapse"]

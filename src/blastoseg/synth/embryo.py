@@ -23,7 +23,7 @@ from blastoseg.synth.bodies import (
     relax,
     separating_planes,
 )
-from blastoseg.synth.render import Style, render
+from blastoseg.synth.render import Style, render, zona_truth
 from blastoseg.synth.scene import Embryo, Sample, Seed, as_rng
 
 # (lowest, highest cell count, weight): development stages seen in time-lapse imaging.
@@ -212,7 +212,7 @@ def _sample(emb: Embryo, style: Style, shape: tuple[int, int], rng: np.random.Ge
         masks = [masks[k] for k in kept]
         depth = np.argsort(np.argsort(depth[kept])).astype(np.int32)
     inst = Instances.from_masks(shape, masks, depth=depth)
-    return Sample(image, inst, frag_mask)
+    return Sample(image, inst, frag_mask, zona=zona_truth(emb, shape))
 
 
 def synth_embryo(
@@ -242,6 +242,19 @@ def synth_embryo(
         return _sample(emb, Style.sample(rng, emb.r_in), shape, rng)
     emb = _new_embryo(shape, n, rng, (acq.fill, acq.fill), acq.centre)
     return _sample(emb, Style.sample(rng, emb.r_in, acq.modality), shape, rng, acq)
+
+
+def synth_dish(shape: tuple[int, int] = (256, 256), seed: Seed = None) -> Sample:
+    """An acquisition with no embryo in it (a well before the embryo was placed, or after it
+    was moved): the well, cumulus, debris, text and noise, and empty truth."""
+    rng = as_rng(seed)
+    acq = Acquisition.sample(rng, shape)
+    emb = _new_embryo(shape, 1, rng, (acq.fill, acq.fill), acq.centre)
+    bodies, centers = _bodies(emb, shape)
+    style = Style.sample(rng, emb.r_in, acq.modality)
+    image, _ = render(emb, bodies, centers, np.zeros(0, int), np.zeros((0, 4)), style, shape, rng, acq, dish_only=True)
+    empty = np.zeros(shape, bool)
+    return Sample(image, Instances.from_masks(shape, []), empty, zona=np.zeros(shape, np.uint8))
 
 
 def cleavage_counts(n_frames: int, final: int, rng: np.random.Generator) -> np.ndarray:

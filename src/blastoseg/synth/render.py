@@ -103,11 +103,29 @@ class Style:
         return style
 
 
+def _zona_coordinates(emb: Embryo, yy: np.ndarray, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rn, thick): rn is 1 on the zona's inner edge, 1 + thick on its outer edge."""
+    a = emb.zona_mat.astype(np.float32)
+    rn = np.sqrt(a[0, 0] * yy * yy + 2 * a[0, 1] * yy * xx + a[1, 1] * xx * xx)
+    thick = np.float32(emb.zona_thick / emb.r_in) * (1 + harmonics(yy, xx, emb.zona_wig.astype(np.float32)))
+    return rn, thick
+
+
+def zona_truth(emb: Embryo, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W) coded as `inference.embryo.zona_labels`: 1 on the zona, 2 inside it."""
+    oy, ox = emb.origin
+    yy = np.arange(shape[0], dtype=np.float32)[:, None] - np.float32(oy)
+    xx = np.arange(shape[1], dtype=np.float32)[None, :] - np.float32(ox)
+    rn, thick = _zona_coordinates(emb, yy, xx)
+    labels = np.zeros(shape, np.uint8)
+    labels[rn <= 1 + thick] = 1
+    labels[rn <= 1] = 2
+    return labels
+
+
 def _zona(emb: Embryo, style: Style, yy: np.ndarray, xx: np.ndarray, tex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Optical path and absorption of the zona pellucida band."""
-    a = emb.zona_mat.astype(np.float32)
-    rn = np.sqrt(a[0, 0] * yy * yy + 2 * a[0, 1] * yy * xx + a[1, 1] * xx * xx)  # 1 on the inner edge
-    thick = np.float32(emb.zona_thick / emb.r_in) * (1 + harmonics(yy, xx, emb.zona_wig.astype(np.float32)))
+    rn, thick = _zona_coordinates(emb, yy, xx)
     edge_in = np.clip((rn - 1) * emb.r_in + 0.5, 0, 1)
     edge_out = np.clip((1 + thick - rn) * emb.r_in + 0.5, 0, 1)
     band = edge_in * edge_out
@@ -126,9 +144,11 @@ def render(
     shape: tuple[int, int],
     rng: np.random.Generator,
     acquisition: Acquisition | None = None,
+    dish_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(image, fragment mask) of an embryo whose cells are `bodies`, drawn in `order`,
-    seen as `acquisition` frames it (or as a clean crop)."""
+    seen as `acquisition` frames it (or as a clean crop); `dish_only`: the same view with
+    no embryo in it, only what lies around it (a well before or after the embryo)."""
     h, w = shape
     oy, ox = emb.origin
     yy = np.arange(h, dtype=np.float32)[:, None] - np.float32(oy)
@@ -140,6 +160,8 @@ def render(
     cover = np.zeros(shape, np.int16)  # number of nearer cells over each pixel
     smooth = np.ones(shape, np.float32)  # 0 where nuclei hide the granules
     radii = emb.r_cells * emb.vol ** (1 / 3)
+    if dish_only:
+        path, absorb, order, frags = np.zeros_like(path), np.zeros_like(absorb), [], []
     for k in order:
         (y0, x0, y1, x1), t = bodies[k]
         inside = t > 0

@@ -21,13 +21,15 @@ class Sample:
 
     image: (H, W) float32 in [0, 1]; instances: amodal masks with depth (0 = front-most),
     scores all 1; fragments: (H, W) bool mask of cytoplasmic fragments and polar bodies,
-    which are NOT instances; classes: per-instance class for `synth_shapes`, else None.
+    which are NOT instances; classes: per-instance class for `synth_shapes`, else None;
+    zona: (H, W) uint8, 1 on the zona pellucida and 2 inside it, for embryos, else None.
     """
 
     image: np.ndarray
     instances: Instances
     fragments: np.ndarray
     classes: np.ndarray | None = None
+    zona: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
