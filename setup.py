@@ -10,5 +10,5 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages("src"), "blastoseg.models"],
     package_dir={"": "src", "blastoseg.models": "models"},
-    package_data={"blastoseg": ["napari.yaml"], "blastoseg.models": ["*.safetensors"]},
+    package_data={"blastoseg": ["napari.yaml"], "blastoseg.models": ["*.safetensors", "stages/*.safetensors"]},
 )

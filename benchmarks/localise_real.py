@@ -2,6 +2,7 @@
 
     python -m benchmarks.localise_real                                   # JSON, one line per frame, then overall
     python -m benchmarks.localise_real --overlays /tmp/localise_overlays
+    python -m benchmarks.localise_real --localiser classical
 
 Per frame: whether an embryo was found, its centre and radii, the share of annotated cell
 and fragment pixels inside `inside_mask` (they all lie inside the zona, so ~1.0 is right),
@@ -20,6 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.datasets import RealFrame, real_embryos
+
+
+def add_localiser_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--localiser", choices=("learned", "classical"), default="learned")
+    parser.add_argument("--weights", type=Path, default=None, help="another zona network than the shipped one")
+
+
+def localiser_from(args: argparse.Namespace):
+    """frame -> Embryo | None, as the options chose."""
+    from blastoseg.inference.localise import find_embryo
+
+    return lambda frame: find_embryo(frame, args.localiser, args.weights)
 
 
 def annotated_union(frame: RealFrame) -> np.ndarray:
@@ -55,13 +68,13 @@ def main() -> None:
         default=Path("/tmp/localise_overlays"),
         help="where overlay PNGs go",
     )
+    add_localiser_options(parser)
     args = parser.parse_args()
     frames = real_embryos()
 
     import imageio.v3 as iio
 
-    from blastoseg.inference.localise import find_embryo
-
+    find_embryo = localiser_from(args)
     args.overlays.mkdir(parents=True, exist_ok=True)
     rows = []
     for real in frames:

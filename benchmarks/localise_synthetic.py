@@ -1,13 +1,14 @@
 """The zona localiser on synthetic acquisitions (well views, cut and off-centre embryos, text,
 debris, JPEG, four modalities): the set its rules are chosen on.
 
-    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320]
+    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320] [--localiser classical]
 
 Per frame, as `benchmarks.localise_real` measures the real frames: the share of the true
 cells' and fragments' pixels inside the found `inside_mask` (~1.0 is right) and the share
 of that disc they cover (a well's disc is mostly empty medium). A frame is *on the
 embryo* when at least 95 % of its cells lie inside and they cover at least 40 % of the
-disc. Prints one JSON line: those figures overall and per view.
+disc. The zona IoU compares the found outer disc with the true region inside the zona's
+outer edge. Prints one JSON line: those figures overall and per view.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import time
 
 import numpy as np
 
+from benchmarks.localise_real import add_localiser_options, localiser_from
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=150)
     parser.add_argument("--seed", type=int, default=4040)
     parser.add_argument("--size", type=int, default=320)
+    add_localiser_options(parser)
     args = parser.parse_args()
-
-    from blastoseg.inference.localise import find_embryo
+    find_embryo = localiser_from(args)
     from blastoseg.synth import synth_embryo
     from blastoseg.synth.acquisition import Acquisition
 
@@ -42,17 +45,20 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
         view = "well" if acq.well is not None else "no well"
         if embryo is None or not union.any():
-            rows.append({"view": view, "found": embryo is not None, "inside": 0.0, "covered": 0.0})
+            rows.append({"view": view, "found": embryo is not None, "inside": 0.0, "covered": 0.0, "zona_iou": 0.0})
             continue
         inside = embryo.inside_mask(shape)
+        disc, truth = inside | embryo.zona_mask(shape), sample.zona >= 1
         rows.append({"view": view, "found": True, "inside": float((union & inside).sum() / union.sum()),
-                     "covered": float((union & inside).sum() / max(inside.sum(), 1))})
+                     "covered": float((union & inside).sum() / max(inside.sum(), 1)),
+                     "zona_iou": float((disc & truth).sum() / max((disc | truth).sum(), 1))})
 
     def summary(part: list[dict]) -> dict:
         on = [r["inside"] >= 0.95 and r["covered"] >= 0.4 for r in part]
         return {"frames": len(part), "found": sum(r["found"] for r in part), "on_embryo": int(sum(on)),
                 "inside_mean": round(float(np.mean([r["inside"] for r in part])), 4),
-                "covered_mean": round(float(np.mean([r["covered"] for r in part])), 4)}
+                "covered_mean": round(float(np.mean([r["covered"] for r in part])), 4),
+                "zona_iou_mean": round(float(np.mean([r["zona_iou"] for r in part])), 4)}
 
     report = {"overall": summary(rows), **{view: summary([r for r in rows if r["view"] == view]) for view in ("well", "no well")},
               "seconds_mean": round(float(np.mean(seconds)), 3)}

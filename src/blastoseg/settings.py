@@ -25,6 +25,7 @@ class PipelineSettings:
     # Find the embryo by its zona pellucida first (`inference.localise`), segment the window
     # around it and keep only the cells inside it (`inference.plausible`).
     localise_embryo: bool = False
+    localiser: str = "learned"  # how (`inference.localise.LOCALISERS`): the zona network or the classical fit
     # {"median": d, "range": [low, high]}: object diameters seen in training (`inference.object_size`).
     object_diameters: dict[str, Any] | None = None
     invert_bright_background: bool = False  # dark objects on a bright field are inverted first
@@ -39,6 +40,8 @@ class PipelineSettings:
             raise ValueError(f"working_size must be at least 16 pixels or None; got {self.working_size}")
         if self.frame_fill is not None and not 0 < float(self.frame_fill) <= 1:
             raise ValueError(f"frame_fill must be in (0, 1] or None; got {self.frame_fill}")
+        if self.localiser not in ("learned", "classical"):
+            raise ValueError(f"localiser must be 'learned' or 'classical'; got {self.localiser!r}")
         if int(self.tile_overlap) < 0:
             raise ValueError(f"tile_overlap must be >= 0; got {self.tile_overlap}")
         object.__setattr__(self, "normalize_percentiles", tuple(float(p) for p in self.normalize_percentiles))

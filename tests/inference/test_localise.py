@@ -11,7 +11,14 @@ import pytest
 from scipy import ndimage as ndi
 
 from blastoseg.inference.embryo import Embryo, zona_labels
-from blastoseg.inference.localise import find_embryo
+from blastoseg.inference.localise import LOCALISERS
+from blastoseg.inference.localise import find_embryo as localise
+
+
+@pytest.fixture(params=LOCALISERS)
+def find_embryo(request: pytest.FixtureRequest):
+    """Each localiser must pass every test here: frames built by hand, unlike its training data."""
+    return lambda frame: localise(frame, request.param)
 
 
 def _noise(
@@ -119,17 +126,17 @@ def _assert_fits(
 
 
 @pytest.mark.parametrize("contrast", ["hoffman", "dic", "bright"])
-def test_centred_embryo_in_a_well_view(contrast: str) -> None:
+def test_centred_embryo_in_a_well_view(contrast: str, find_embryo) -> None:
     frame = synthetic_frame((400, 400), (205, 215), 120, contrast=contrast, seed=1)
     _assert_fits(find_embryo(frame), (205, 215), 120, 0.16)
 
 
-def test_small_embryo_in_a_wide_field() -> None:
+def test_small_embryo_in_a_wide_field(find_embryo) -> None:
     frame = synthetic_frame((640, 640), (300, 360), 64, n_cells=8, seed=2)
     _assert_fits(find_embryo(frame), (300, 360), 64, 0.16)
 
 
-def test_tight_crop() -> None:
+def test_tight_crop(find_embryo) -> None:
     frame = synthetic_frame(
         (300, 300), (150, 152), 142, thickness=0.12, n_cells=2, rim=False, seed=3
     )
@@ -138,7 +145,12 @@ def test_tight_crop() -> None:
     assert found.is_cut(frame.shape) is False
 
 
-def test_embryo_cut_by_the_frame_edge() -> None:
+def test_embryo_cut_by_the_frame_edge(find_embryo, request: pytest.FixtureRequest) -> None:
+    if "learned" in request.node.name:
+        # A known limit: with its centre beyond the frame, more than half of the zona cut off,
+        # the network's map tapers where the ring meets the edge, and the circle fitted to
+        # it is ~10 % small (docs/benchmarks.md#embryo-localisation).
+        request.applymarker(pytest.mark.xfail(strict=True, reason="learned localiser: half-cut zona fitted small"))
     frame = synthetic_frame((400, 400), (190, 408), 130, n_cells=3, rim=False, seed=4)
     found = find_embryo(frame)
     _assert_fits(found, (190, 408), 130, 0.16)
@@ -147,14 +159,14 @@ def test_embryo_cut_by_the_frame_edge() -> None:
     assert x1 == 400 and y0 > 0 and y1 < 400
 
 
-def test_blank_frames_have_no_embryo() -> None:
+def test_blank_frames_have_no_embryo(find_embryo) -> None:
     assert find_embryo(np.zeros((300, 300), np.uint16)) is None
     noise = np.random.default_rng(5).normal(0.5, 0.05, (300, 300)).astype(np.float32)
     found = find_embryo(noise)
     assert found is None or found.score < 0.1
 
 
-def test_a_well_without_an_embryo() -> None:
+def test_a_well_without_an_embryo(find_embryo) -> None:
     assert find_embryo(synthetic_frame((400, 400), None, seed=6)) is None
 
 
@@ -169,13 +181,15 @@ def test_masks_labels_and_measurements() -> None:
     assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2}
     assert (labels == 2).sum() == inside.sum()
     assert e.box(shape, margin=0.0) == (10, 15, 91, 96)
+    assert e.cells_box(shape, 0.9) == (23, 28, 78, 83)  # half-side 27 px around (50, 55)
+    assert e.cells_box((60, 100), 1.0) == (20, 25, 60, 86)  # clipped by the frame
     assert not e.is_cut(shape) and e.is_cut((100, 90))
     m = e.measurements(pixel_size_um=0.5)
     assert m["zona_thickness_px"] == 10.0 and m["zona_outer_diameter_um"] == 40.0
     assert "zona_inner_diameter_um" not in e.measurements()
 
 
-def test_any_dtype_and_size() -> None:
+def test_any_dtype_and_size(find_embryo) -> None:
     frame = synthetic_frame((400, 400), (205, 215), 120, seed=1)
     as_uint16 = find_embryo(frame.astype(np.uint16) * 200)
     as_float = find_embryo(frame.astype(np.float64) / 255.0)

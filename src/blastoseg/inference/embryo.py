@@ -56,13 +56,17 @@ class Embryo:
     def box(self, shape: tuple[int, ...], margin: float = 0.1) -> tuple[int, int, int, int]:
         """(y0, x0, y1, x1), ends exclusive: the square around the zona widened by `margin` of
         its diameter on each side, clipped to the frame (so not square when the embryo is cut)."""
-        half = self.outer_radius * (1.0 + 2.0 * margin)
+        return self._square(self.outer_radius * (1.0 + 2.0 * margin), shape)
+
+    def cells_box(self, shape: tuple[int, ...], share: float = 1.0) -> tuple[int, int, int, int]:
+        """(y0, x0, y1, x1), ends exclusive: the square of half-side `share` x the inner
+        radius around the centre, where the cells lie, clipped to the frame."""
+        return self._square(share * self.inner_radius, shape)
+
+    def _square(self, half: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         cy, cx = self.centre
         y0, x0 = max(0, int(np.floor(cy - half))), max(0, int(np.floor(cx - half)))
-        y1, x1 = (
-            min(shape[0], int(np.ceil(cy + half)) + 1),
-            min(shape[1], int(np.ceil(cx + half)) + 1),
-        )
+        y1, x1 = min(shape[0], int(np.ceil(cy + half)) + 1), min(shape[1], int(np.ceil(cx + half)) + 1)
         return y0, x0, max(y0, y1), max(x0, x1)
 
     def is_cut(self, shape: tuple[int, ...]) -> bool:

@@ -45,6 +45,10 @@ Progress = Callable[[int, int], None]
 UNTILED_MAX_PIXELS = 1024 * 1024
 AUTO_TILE = 1024
 MIN_SIDE = 32  # the smallest tile `_tiling` accepts: frames are never shrunk below it
+# Half the side of the square that frames an embryo's cells, as a share of the zona's inner
+# radius: the cells fill the space inside the zona but for the perivitelline gap. Chosen
+# on synthetic acquisitions (docs/benchmarks.md); None frames them by a quick pass instead.
+CELLS_SHARE: float | None = 0.9
 
 
 def _inference_net(model: Model, device: torch.device) -> torch.nn.Module:
@@ -280,11 +284,18 @@ def analyse_frames(
 
     def localised(frame: np.ndarray) -> FrameResult:
         """Cells in the window around the embryo, kept if they can be cells. The zona says
-        where the embryo is; what a quick pass finds inside it says how far its cells reach."""
-        embryo = find_embryo(frame)
+        where the embryo is and how far its cells reach; without a zona, what a quick pass
+        finds says it."""
+        embryo = find_embryo(frame, settings.localiser)
         inside = None if embryo is None else embryo.inside_mask(frame.shape)
         if not fill:
             return result(rescaled(frame, working), embryo, inside)
+        if embryo is not None and CELLS_SHARE:
+            # The cells lie inside the zona, so its inner disc frames them; no quick pass
+            # is needed (the quick pass stays for frames without a zona found).
+            total[0] -= passes_at(working, 1)
+            found = windowed(frame, embryo.cells_box(frame.shape, CELLS_SHARE))
+            return result(rescaled(frame, working) if found is None else found, embryo, inside)
         predictor.tta, with_tta = False, predictor.tta
         try:
             first = plausible_cells(at_shape(frame, working).resized(frame.shape).of_class(CELL), inside)

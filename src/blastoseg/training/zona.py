@@ -1,0 +1,187 @@
+"""Training of the zona localiser (`inference.zona_net`) on synthetic frames only.
+
+    python -m blastoseg.training.zona -o models/stages/zona.safetensors [--steps 3000] [--pool 6000]
+
+A pool of synthetic frames (acquisitions: well views, cut and off-centre embryos, text,
+debris, JPEG, four modalities; clean crops; 8 % wells with no embryo; some not square) is rendered once and shrunk
+as at inference; each step draws a batch from it with a D4 view, gamma, contrast and noise of
+its own. Validation is a second pool from another seed: the score is the mean IoU of the
+fitted outer disc with the true one, and the file written is the best by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from blastoseg.inference.zona_net import (
+    FORMAT,
+    MIN_SCORE,
+    NET,
+    SIDE,
+    build_net,
+    fit_circles,
+    shrink,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+EMPTY = 0.08  # of the pool: wells with no embryo, which must give none
+_SHAPES = ((256, 256), (256, 256), (256, 256), (256, 256), (256, 192), (192, 256), (320, 240))
+
+
+def make_pool(n: int, seed: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(images float16 (n, SIDE, SIDE), labels uint8 (n, SIDE, SIDE) with 1 zona, 2 inside)."""
+    from blastoseg.synth import synth_dish, synth_embryo
+
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, SIDE, SIDE), np.float16)
+    labels = np.zeros((n, SIDE, SIDE), np.uint8)
+    start = time.time()
+    for i in range(n):
+        shape = _SHAPES[rng.integers(len(_SHAPES))]
+        kind = rng.random()
+        if kind < EMPTY:
+            sample = synth_dish(shape, seed=rng)
+        else:
+            sample = synth_embryo(shape, seed=rng, acquisition=bool(kind < 0.85))
+        images[i] = shrink(sample.image).pixels
+        labels[i] = shrink(sample.zona, order=0).pixels
+        if progress and (i + 1) % 500 == 0:
+            print(f"pool {seed}: {i + 1}/{n} frames, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+    return images, labels
+
+
+def _batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
+    import torch
+
+    idx = rng.integers(len(images), size=size)
+    x = images[idx].astype(np.float32)
+    y = np.stack([labels[idx] >= 1, labels[idx] == 2], 1).astype(np.float32)
+    for k in range(size):
+        g = rng.integers(8)
+        x[k] = np.rot90(x[k], g % 4)
+        y[k] = np.rot90(y[k], g % 4, axes=(1, 2))
+        if g >= 4:
+            x[k], y[k] = x[k][:, ::-1], y[k][:, :, ::-1]
+        frame = x[k] > 0
+        v = np.clip(x[k], 0, 1) ** rng.uniform(0.6, 1.6)
+        v = (v - 0.5) * rng.uniform(0.6, 1.4) + 0.5 + rng.uniform(-0.1, 0.1)
+        v = v + rng.normal(0, rng.uniform(0, 0.03), v.shape)
+        x[k] = np.where(frame, np.clip(v, 0, 1), 0)  # padding stays black, as at inference
+    return torch.from_numpy(np.ascontiguousarray(x[:, None])), torch.from_numpy(np.ascontiguousarray(y))
+
+
+def _loss(logits, target):
+    import torch
+    from torch.nn import functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum((2, 3)) + target.sum((2, 3)) + 1)
+    return bce + dice.mean()
+
+
+def validate(net: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    """Mean IoU of the fitted outer disc with the true region inside the zona's outer edge."""
+    import torch
+
+    net.eval()
+    ious = []
+    yy, xx = np.ogrid[:SIDE, :SIDE]
+    with torch.inference_mode():
+        for start in range(0, len(images), 32):
+            x = torch.from_numpy(images[start : start + 32].astype(np.float32)[:, None])
+            p = torch.sigmoid(net(x)).numpy()
+            for k in range(len(x)):
+                truth = labels[start + k] >= 1
+                fitted = fit_circles(p[k, 0], p[k, 1])
+                if fitted is not None and fitted[4] < MIN_SCORE:  # as `predict_zona` judges it
+                    fitted = None
+                if fitted is None or not truth.any():  # an empty well is right only when nothing is found
+                    ious.append(float(fitted is None and not truth.any()))
+                    continue
+                disc = (np.hypot(yy - fitted[0], xx - fitted[1]) <= fitted[2]) & (images[start + k] > 0)
+                ious.append(float((disc & truth).sum() / max((disc | truth).sum(), 1)))
+    net.train()
+    return float(np.mean(ious))
+
+
+def train(out: Path, steps: int, pool: int, val: int, seed: int, lr: float, batch: int, command: str) -> dict:
+    import torch
+
+    from blastoseg.atomic import atomic_write
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images, labels = make_pool(pool, seed)
+    val_images, val_labels = make_pool(val, seed + 1)
+    net = build_net()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    best, start, running = -1.0, time.time(), None
+    for step in range(1, steps + 1):
+        x, y = _batch(images, labels, rng, batch)
+        loss = _loss(net(x), y)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"zona training stopped at step {step}: the loss is not finite; lower --lr")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        value = float(loss.detach())
+        running = value if running is None else 0.95 * running + 0.05 * value
+        if step % 250 == 0 or step == steps:
+            score = validate(net, val_images, val_labels)
+            elapsed = time.time() - start
+            print(json.dumps({"step": step, "loss": round(running, 4), "val_disc_iou": round(score, 4),
+                              "minutes": round(elapsed / 60, 1)}), flush=True)
+            if score > best:
+                best = score
+                state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+                meta = {"format": FORMAT, "stage": "zona", "net": NET, "side": SIDE,
+                        "training": {"command": command, "steps": step, "pool": pool, "seed": seed, "lr": lr,
+                                     "batch": batch},
+                        "scores": {"synthetic_val_disc_iou": round(score, 4), "val_frames": val}}
+                header = {k: json.dumps(v) for k, v in meta.items()}
+                out.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(out, functools.partial(_write, state=state, header=header))
+    return {"best_val_disc_iou": best, "minutes": round((time.time() - start) / 60, 1)}
+
+
+def _write(tmp: Path, state: dict, header: dict) -> None:
+    import os
+
+    from safetensors.torch import save_file
+
+    save_file(state, str(tmp), metadata=header)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files 0600: others could not read the model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--pool", type=int, default=6000)
+    parser.add_argument("--val", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args(argv)
+    command = "python -m blastoseg.training.zona " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(json.dumps(train(args.out, args.steps, args.pool, args.val, args.seed, args.lr, args.batch, command)))
+
+
+if __name__ == "__main__":
+    main()
