@@ -104,6 +104,16 @@ def test_viewer_open_alone_reads_amodal_files_with_blastoseg(make_napari_viewer,
     assert get_settings().plugins.extension2reader["*_amodal.tif"] == "napari"
 
 
+def test_once_the_plugin_is_active_viewer_open_alone_reads_with_blastoseg(make_napari_viewer, env, tmp_path, qtbot):
+    truth = embryo().instances
+    io.write_amodal(tmp_path / "embryo_amodal.tif", truth, {"image": "embryo"})
+    viewer = make_napari_viewer()
+    _reader.activate()  # what npe2 calls on the first use of any blastoseg command, e.g. its sample data
+    viewer.open(str(tmp_path / "embryo_amodal.tif"))
+    qtbot.waitUntil(lambda: len(_cells(viewer)) == 4, timeout=5000)
+    assert not any(x.name == "embryo_amodal" for x in viewer.layers)
+
+
 def test_time_lapse_round_trip(tmp_path):
     a = np.zeros((40, 40), bool)
     a[5:20, 5:20] = True

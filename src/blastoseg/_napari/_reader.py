@@ -11,8 +11,10 @@ chose a reader for them. It runs when the plugin is activated (the manifest's
 the widget opens; the preference is saved with napari's settings.
 
 `viewer.open(path)` in code reads with napari's builtin reader unless `plugin=None` is
-given (napari's default is `plugin="napari"`); while blastoseg's widget is open, such
-a layer is replaced by blastoseg's (`replace_builtin_reads`).
+given (napari's default is `plugin="napari"`); once the plugin is active in a viewer (its
+widget, sample data, reader or writer used there), such a layer is replaced by
+blastoseg's (`replace_builtin_reads`). Before that, napari runs no blastoseg code at all,
+so a fresh viewer's first `viewer.open(path)` gives napari's image of packed planes.
 """
 
 from __future__ import annotations
@@ -90,8 +92,17 @@ def prefer_blastoseg() -> None:
 
 
 def activate(_context: Any = None) -> None:
-    """npe2's `on_activate` hook."""
+    """npe2's `on_activate` hook: from then on the current viewer's `viewer.open(path)`
+    gives blastoseg's layers too (napari runs no plugin code before a first activation)."""
     prefer_blastoseg()
+    try:
+        from napari import current_viewer
+
+        viewer = current_viewer()
+    except Exception:  # noqa: BLE001 - no Qt application or no viewer: nothing to watch
+        viewer = None
+    if viewer is not None:
+        replace_builtin_reads(viewer)
 
 
 _watched: weakref.WeakSet = weakref.WeakSet()
