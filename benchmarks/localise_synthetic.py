@@ -1,14 +1,15 @@
 """The zona localiser on synthetic acquisitions (well views, cut and off-centre embryos, text,
 debris, JPEG, four modalities): the set its rules are chosen on.
 
-    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320] [--localiser classical]
+    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320] [--empty 100] [--localiser classical]
 
 Per frame, as `benchmarks.localise_real` measures the real frames: the share of the true
 cells' and fragments' pixels inside the found `inside_mask` (~1.0 is right) and the share
 of that disc they cover (a well's disc is mostly empty medium). A frame is *on the
 embryo* when at least 95 % of its cells lie inside and they cover at least 40 % of the
 disc. The zona IoU compares the found outer disc with the true region inside the zona's
-outer edge. Prints one JSON line: those figures overall and per view.
+outer edge. Then wells with no embryo, where none must be found. Prints one JSON line:
+those figures overall and per view, and the empty wells.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=150)
     parser.add_argument("--seed", type=int, default=4040)
     parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--empty", type=int, default=100, help="wells with no embryo (synth_dish, seeds 10000 on)")
     add_localiser_options(parser)
     args = parser.parse_args()
     find_embryo = localiser_from(args)
-    from blastoseg.synth import synth_embryo
+    from blastoseg.synth import synth_dish, synth_embryo
     from blastoseg.synth.acquisition import Acquisition
 
     rng = np.random.default_rng(args.seed)
@@ -62,6 +64,9 @@ def main() -> None:
 
     report = {"overall": summary(rows), **{view: summary([r for r in rows if r["view"] == view]) for view in ("well", "no well")},
               "seconds_mean": round(float(np.mean(seconds)), 3)}
+    if args.empty:
+        wrong = sum(find_embryo(synth_dish(shape, seed=10000 + i).image) is not None for i in range(args.empty))
+        report["empty_wells"] = {"frames": args.empty, "with_an_embryo_found": int(wrong)}
     print(json.dumps(report))
 
 
