@@ -16,19 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.datasets import RealFrame, real_embryos
 
+if TYPE_CHECKING:
+    from blastoseg.inference.embryo import Embryo
+
 
 def add_localiser_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--localiser", choices=("learned", "classical"), default="learned")
+    from blastoseg.inference.localise import DEFAULT_LOCALISER, LOCALISERS
+
+    parser.add_argument("--localiser", choices=LOCALISERS, default=DEFAULT_LOCALISER)
     parser.add_argument("--weights", type=Path, default=None, help="another zona network than the shipped one")
 
 
-def localiser_from(args: argparse.Namespace):
+def localiser_from(args: argparse.Namespace) -> Callable[[np.ndarray], Embryo | None]:
     """frame -> Embryo | None, as the options chose."""
     from blastoseg.inference.localise import find_embryo
 

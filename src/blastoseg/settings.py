@@ -40,8 +40,10 @@ class PipelineSettings:
             raise ValueError(f"working_size must be at least 16 pixels or None; got {self.working_size}")
         if self.frame_fill is not None and not 0 < float(self.frame_fill) <= 1:
             raise ValueError(f"frame_fill must be in (0, 1] or None; got {self.frame_fill}")
-        if self.localiser not in ("learned", "classical"):
-            raise ValueError(f"localiser must be 'learned' or 'classical'; got {self.localiser!r}")
+        from blastoseg.inference.localise import LOCALISERS
+
+        if self.localiser not in LOCALISERS:
+            raise ValueError(f"localiser must be one of {', '.join(LOCALISERS)}; got {self.localiser!r}")
         if int(self.tile_overlap) < 0:
             raise ValueError(f"tile_overlap must be >= 0; got {self.tile_overlap}")
         object.__setattr__(self, "normalize_percentiles", tuple(float(p) for p in self.normalize_percentiles))

@@ -146,7 +146,7 @@ def test_tight_crop(find_embryo) -> None:
 
 
 def test_embryo_cut_by_the_frame_edge(find_embryo, request: pytest.FixtureRequest) -> None:
-    if "learned" in request.node.name:
+    if request.node.callspec.params["find_embryo"] == "learned":
         # A known limit: with its centre beyond the frame, more than half of the zona cut off,
         # the network's map tapers where the ring meets the edge, and the circle fitted to
         # it is ~10 % small (docs/benchmarks.md#embryo-localisation).

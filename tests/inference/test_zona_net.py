@@ -71,3 +71,28 @@ def test_the_shipped_network_finds_synthetic_zonas_and_no_embryo_in_empty_wells(
     assert np.median(ious) > 0.85, ious
     empty = [predict_zona(synth_dish((256, 256), seed=200 + seed).image, net) for seed in range(6)]
     assert sum(e is None for e in empty) >= 5
+
+
+def test_a_missing_or_foreign_file_is_refused_and_a_rewritten_one_read_again(tmp_path) -> None:
+    import json
+    import os
+
+    from safetensors.torch import save_file
+
+    from blastoseg.inference.zona_net import FORMAT, NET, build_net
+
+    with pytest.raises(FileNotFoundError, match="no zona localiser"):
+        load_net(tmp_path / "absent.safetensors")
+    state = {k: v.contiguous() for k, v in build_net().state_dict().items()}
+    path = tmp_path / "zona.safetensors"
+    save_file(state, str(path), metadata={"format": json.dumps("blastoseg-checkpoint-1")})
+    with pytest.raises(ValueError, match="not a zona localiser"):
+        load_net(path)
+    meta = {"format": FORMAT, "stage": "zona", "net": NET, "side": SIDE}
+    save_file(state, str(path), metadata={k: json.dumps(v) for k, v in meta.items()})
+    os.utime(path, ns=(1, 1))
+    first = load_net(path)
+    assert load_net(path) is first
+    save_file(state, str(path), metadata={k: json.dumps(v) for k, v in meta.items()})
+    os.utime(path, ns=(2, 2))
+    assert load_net(path) is not first

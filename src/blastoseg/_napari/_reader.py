@@ -11,9 +11,10 @@ chose a reader for them. It runs when the plugin is activated (the manifest's
 the widget opens; the preference is saved with napari's settings.
 
 `viewer.open(path)` in code reads with napari's builtin reader unless `plugin=None` is
-given (napari's default is `plugin="napari"`); once the plugin is active in a viewer (its
-widget, sample data, reader or writer used there), such a layer is replaced by
-blastoseg's (`replace_builtin_reads`). Before that, napari runs no blastoseg code at all,
+given (napari's default is `plugin="napari"`); in the viewer current when the plugin is
+activated (once per process: its widget, sample data, reader or writer first used) and
+in every viewer its widget opens in, such a layer is replaced by blastoseg's
+(`replace_builtin_reads`). Before that, napari runs no blastoseg code at all,
 so a fresh viewer's first `viewer.open(path)` gives napari's image of packed planes.
 """
 
@@ -109,8 +110,8 @@ _watched: weakref.WeakSet = weakref.WeakSet()
 
 
 def replace_builtin_reads(viewer: Any) -> None:
-    """While a blastoseg widget is open: an `*_amodal.tif` that napari's builtin reader
-    opened (as an image of packed planes) is replaced by blastoseg's layers."""
+    """From now on, in this viewer: an `*_amodal.tif` that napari's builtin reader opened
+    (as an image of packed planes) is replaced by blastoseg's layers."""
     if viewer in _watched:
         return
     _watched.add(viewer)

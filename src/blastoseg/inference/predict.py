@@ -290,9 +290,10 @@ def analyse_frames(
         inside = None if embryo is None else embryo.inside_mask(frame.shape)
         if not fill:
             return result(rescaled(frame, working), embryo, inside)
-        if embryo is not None and CELLS_SHARE:
-            # The cells lie inside the zona, so its inner disc frames them; no quick pass
-            # is needed (the quick pass stays for frames without a zona found).
+        if embryo is not None and CELLS_SHARE and settings.localiser == "learned":
+            # The cells lie inside the zona, so its inner disc frames them and no quick pass
+            # is needed. The classical fit may take the well's disc for the zona, and what
+            # the quick pass finds inside it keeps the window on the cells.
             total[0] -= passes_at(working, 1)
             found = windowed(frame, embryo.cells_box(frame.shape, CELLS_SHARE))
             return result(rescaled(frame, working) if found is None else found, embryo, inside)

@@ -36,10 +36,10 @@ _PERCENTILES = (0.5, 99.5)
 
 
 def shipped_path() -> Path:
+    """The zona network shipped with blastoseg."""
     from blastoseg.catalogue import shipped_models_dir
 
     return shipped_models_dir() / "stages" / "zona.safetensors"
-
 
 @dataclass(frozen=True)
 class Shrunk:
@@ -77,26 +77,34 @@ def shrink(frame: np.ndarray, order: int = 1) -> Shrunk:
 
 
 def build_net() -> nn.Module:
+    """The zona network, untrained."""
     from blastoseg.nets.unet import UNet
 
     return UNet(1, 2, **NET)
 
 
+def load_net(path: str | os.PathLike | None = None, device: str = "cpu") -> nn.Module:
+    """The zona network, eval mode, batch norm folded; `path` None is the shipped one.
+    Loaded once per file version and device (a file written again is read again)."""
+    path = Path(shipped_path() if path is None else path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"no zona localiser at {path}; reinstall blastoseg (it ships in models/stages/)")
+    return _load(str(path), path.stat().st_mtime_ns, device)
+
+
 @functools.lru_cache(maxsize=4)
-def load_net(path: str | None = None, device: str = "cpu") -> nn.Module:
-    """The zona network, eval mode, batch norm folded; `path` None is the shipped one."""
+def _load(path: str, _version: int, device: str) -> nn.Module:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     from blastoseg.nets.unet import fuse_batchnorm
 
-    path = str(shipped_path() if path is None else path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no zona localiser at {path}; reinstall blastoseg, or set localiser to 'classical'")
     with safe_open(path, framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if json.loads(meta.get("format", "null")) != FORMAT:
-        raise ValueError(f"{path} is not a blastoseg zona localiser")
+        meta = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
+    found = {k: meta.get(k) for k in ("format", "stage", "net", "side")}
+    if found != {"format": FORMAT, "stage": "zona", "net": NET, "side": SIDE}:
+        raise ValueError(f"{path} is not a zona localiser this blastoseg reads: it has {found}, "
+                         f"expected format {FORMAT!r}, stage 'zona', net {NET}, side {SIDE}")
     net = build_net()
     net.load_state_dict(load_file(path))
     return fuse_batchnorm(net.eval()).to(device)
@@ -166,7 +174,7 @@ def fit_circles(outer: np.ndarray, inner: np.ndarray) -> tuple[float, float, flo
     if len(inner_points):
         r_in = float(np.median(np.hypot(inner_points[:, 0] - cy, inner_points[:, 1] - cx)))
     else:
-        r_in = 0.85 * r_out
+        r_in = 0.85 * r_out  # no inner outline seen: a typical human zona, 15 % of the radius thick
     r_in = float(np.clip(r_in, 0.5 * r_out, 0.98 * r_out))
     yy, xx = np.ogrid[:h, :w]
     disc = np.hypot(yy - cy, xx - cx) <= r_out

@@ -1,6 +1,6 @@
 """Training of the zona localiser (`inference.zona_net`) on synthetic frames only.
 
-    python -m blastoseg.training.zona -o models/stages/zona.safetensors [--steps 3000] [--pool 6000]
+    python -m blastoseg.training.zona -o models/stages/zona.safetensors [--steps 4000] [--pool 6000]
 
 A pool of synthetic frames (acquisitions: well views, cut and off-centre embryos, text,
 debris, JPEG, four modalities; clean crops; 8 % wells with no embryo; some not square) is rendered once and shrunk
@@ -172,7 +172,7 @@ def _write(tmp: Path, state: dict, header: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--pool", type=int, default=6000)
     parser.add_argument("--val", type=int, default=300)
     parser.add_argument("--seed", type=int, default=31)
