@@ -38,13 +38,15 @@ EMPTY = 0.08  # of the pool: wells with no embryo, which must give none
 _SHAPES = ((256, 256), (256, 256), (256, 256), (256, 256), (256, 192), (192, 256), (320, 240))
 
 
-def make_pool(n: int, seed: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(images float16 (n, SIDE, SIDE), labels uint8 (n, SIDE, SIDE) with 1 zona, 2 inside)."""
+def make_pool(n: int, seed: int, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images float16 (n, SIDE, SIDE), labels uint8 (n, SIDE, SIDE) with 1 zona, 2 inside,
+    shapes int (n, 2): the top-left part of each that is frame, the rest padding)."""
     from blastoseg.synth import synth_dish, synth_embryo
 
     rng = np.random.default_rng(seed)
     images = np.zeros((n, SIDE, SIDE), np.float16)
     labels = np.zeros((n, SIDE, SIDE), np.uint8)
+    shapes = np.zeros((n, 2), np.int64)
     start = time.time()
     for i in range(n):
         shape = _SHAPES[rng.integers(len(_SHAPES))]
@@ -53,11 +55,12 @@ def make_pool(n: int, seed: int, progress: bool = True) -> tuple[np.ndarray, np.
             sample = synth_dish(shape, seed=rng)
         else:
             sample = synth_embryo(shape, seed=rng, acquisition=bool(kind < 0.85))
-        images[i] = shrink(sample.image).pixels
+        shrunk = shrink(sample.image)
+        images[i], shapes[i] = shrunk.pixels, shrunk.shape
         labels[i] = shrink(sample.zona, order=0).pixels
         if progress and (i + 1) % 500 == 0:
             print(f"pool {seed}: {i + 1}/{n} frames, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
-    return images, labels
+    return images, labels, shapes
 
 
 def _batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
@@ -91,26 +94,28 @@ def _loss(logits, target):
     return bce + dice.mean()
 
 
-def validate(net: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
-    """Mean IoU of the fitted outer disc with the true region inside the zona's outer edge."""
+def validate(net: nn.Module, images: np.ndarray, labels: np.ndarray, shapes: np.ndarray) -> float:
+    """Mean IoU of the fitted outer disc with the true region inside the zona's outer edge,
+    both on the frame's part of the network's square, as `predict_zona` fits it."""
     import torch
 
     net.eval()
     ious = []
-    yy, xx = np.ogrid[:SIDE, :SIDE]
     with torch.inference_mode():
         for start in range(0, len(images), 32):
             x = torch.from_numpy(images[start : start + 32].astype(np.float32)[:, None])
             p = torch.sigmoid(net(x)).numpy()
             for k in range(len(x)):
-                truth = labels[start + k] >= 1
-                fitted = fit_circles(p[k, 0], p[k, 1])
+                h, w = shapes[start + k]
+                truth = labels[start + k, :h, :w] >= 1
+                fitted = fit_circles(p[k, 0, :h, :w], p[k, 1, :h, :w])
                 if fitted is not None and fitted[4] < MIN_SCORE:  # as `predict_zona` judges it
                     fitted = None
                 if fitted is None or not truth.any():  # an empty well is right only when nothing is found
                     ious.append(float(fitted is None and not truth.any()))
                     continue
-                disc = (np.hypot(yy - fitted[0], xx - fitted[1]) <= fitted[2]) & (images[start + k] > 0)
+                yy, xx = np.ogrid[:h, :w]
+                disc = np.hypot(yy - fitted[0], xx - fitted[1]) <= fitted[2]
                 ious.append(float((disc & truth).sum() / max((disc | truth).sum(), 1)))
     net.train()
     return float(np.mean(ious))
@@ -123,8 +128,8 @@ def train(out: Path, steps: int, pool: int, val: int, seed: int, lr: float, batc
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    images, labels = make_pool(pool, seed)
-    val_images, val_labels = make_pool(val, seed + 1)
+    images, labels, _ = make_pool(pool, seed)
+    val_images, val_labels, val_shapes = make_pool(val, seed + 1)
     net = build_net()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -141,7 +146,7 @@ def train(out: Path, steps: int, pool: int, val: int, seed: int, lr: float, batc
         value = float(loss.detach())
         running = value if running is None else 0.95 * running + 0.05 * value
         if step % 250 == 0 or step == steps:
-            score = validate(net, val_images, val_labels)
+            score = validate(net, val_images, val_labels, val_shapes)
             elapsed = time.time() - start
             print(json.dumps({"step": step, "loss": round(running, 4), "val_disc_iou": round(score, 4),
                               "minutes": round(elapsed / 60, 1)}), flush=True)
