@@ -116,7 +116,7 @@ def test_the_window_keeps_drawing_while_a_ten_cell_result_is_segmented_and_added
 
     On a machine whose cores other programs keep busy, every step takes longer by the
     share of a core the window gets; the wall-clock limit is 200 ms divided by that share
-    (measured before each run), and the GUI thread's own CPU time between two ticks must
+    (the lower of its measures before and after each run), and the GUI thread's own CPU time between two ticks must
     stay under 200 ms whatever the machine does."""
     from qtpy.QtCore import QTimer
 
@@ -154,6 +154,7 @@ def test_the_window_keeps_drawing_while_a_ten_cell_result_is_segmented_and_added
         qtbot.waitUntil(lambda: segment._task is None and segment._feeder is None, timeout=120_000)
         qtbot.wait(100)
         timer.stop()
+        share = min(share, cpu_share())  # other programs may have started during the run
         wall = np.diff([t for t, _, _ in ticks])
         cpu = np.diff([c for _, c, _ in ticks])
         worst = int(np.argmax(wall))
