@@ -33,8 +33,6 @@ class CheckpointError(ValueError):
 
 def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
     """Write weights + metadata atomically; returns the path."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != SUFFIX:
         raise ValueError(f"checkpoints are {SUFFIX} files; got {path.name}")
@@ -44,8 +42,16 @@ def save(model: Model, path: str | os.PathLike, **extra_metadata: Any) -> Path:
                 blastoseg_version=__version__)
     meta.setdefault("normalisation", {"percentiles": list(model.pipeline.normalize_percentiles)})
     meta.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return write_weights(path, model.net, meta)
+
+
+def write_weights(path: Path, net: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """`net`'s weights with `meta` as JSON metadata, written atomically and readable by
+    others; refused when a weight is NaN or infinite."""
+    from safetensors.torch import save_file
+
     header = {key: json.dumps(value) for key, value in meta.items()}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # a model that can only answer NaN must never replace one that works
         raise CheckpointError(f"not saving {path.name}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "

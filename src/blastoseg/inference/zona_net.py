@@ -41,6 +41,7 @@ def shipped_path() -> Path:
 
     return shipped_models_dir() / "stages" / "zona.safetensors"
 
+
 @dataclass(frozen=True)
 class Shrunk:
     """A frame as the network sees it: `pixels` (SIDE, SIDE) float32, the frame occupying the
@@ -129,7 +130,7 @@ def predict_zona(frame: np.ndarray, net: nn.Module | None = None) -> Embryo | No
     """The zona pellucida in a 2D frame as the network sees it, or None when it sees no embryo."""
     maps, shrunk = zona_maps(frame, net)
     fitted = fit_circles(maps[0], maps[1])
-    if fitted is None or fitted[4] < MIN_SCORE:
+    if fitted is None:
         return None
     cy, cx, r_out, r_in, score = fitted
     sy, sx = shrunk.scale
@@ -141,7 +142,8 @@ def predict_zona(frame: np.ndarray, net: nn.Module | None = None) -> Embryo | No
 
 def fit_circles(outer: np.ndarray, inner: np.ndarray) -> tuple[float, float, float, float, float] | None:
     """(cy, cx, outer radius, inner radius, score) of the zona whose probability maps these
-    are, in their px; None when no region is large enough to be an embryo.
+    are, in their px; None when no region is large enough to be an embryo, or round
+    enough (`MIN_SCORE`) to be a zona.
 
     The outer circle is fitted (RANSAC, so a cumulus clump stuck to the zona does not pull it)
     to the outline of the most probable region, leaving out where the frame edge cuts it;
@@ -179,6 +181,8 @@ def fit_circles(outer: np.ndarray, inner: np.ndarray) -> tuple[float, float, flo
     yy, xx = np.ogrid[:h, :w]
     disc = np.hypot(yy - cy, xx - cx) <= r_out
     score = float((disc & region).sum() / max((disc | region).sum(), 1))
+    if score < MIN_SCORE:
+        return None
     return cy, cx, r_out, r_in, score
 
 

@@ -249,10 +249,9 @@ def synth_dish(shape: tuple[int, int] = (256, 256), seed: Seed = None) -> Sample
     was moved): the well, cumulus, debris, text and noise, and empty truth."""
     rng = as_rng(seed)
     acq = Acquisition.sample(rng, shape)
-    emb = _new_embryo(shape, 1, rng, (acq.fill, acq.fill), acq.centre)
-    bodies, centers = _bodies(emb, shape)
+    emb = _new_embryo(shape, 1, rng, (acq.fill, acq.fill), acq.centre)  # not drawn: the dish keeps clear of it
     style = Style.sample(rng, emb.r_in, acq.modality)
-    image, _ = render(emb, bodies, centers, np.zeros(0, int), np.zeros((0, 4)), style, shape, rng, acq, dish_only=True)
+    image, _ = render(emb, [], np.zeros((0, 3)), np.zeros(0, int), np.zeros((0, 4)), style, shape, rng, acq, dish_only=True)
     empty = np.zeros(shape, bool)
     return Sample(image, Instances.from_masks(shape, []), empty, zona=np.zeros(shape, np.uint8))
 

@@ -155,13 +155,14 @@ def render(
     xx = np.arange(w, dtype=np.float32)[None, :] - np.float32(ox)
     tex = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), style.tex_sigma)
     tex *= 2 * np.sqrt(np.pi) * style.tex_sigma  # unit variance whatever the granule size
-    path, absorb = _zona(emb, style, yy, xx, tex)
+    if dish_only:
+        path, absorb = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    else:
+        path, absorb = _zona(emb, style, yy, xx, tex)
     blurred = np.zeros(shape, np.float32)  # optical path of out-of-focus cells
     cover = np.zeros(shape, np.int16)  # number of nearer cells over each pixel
     smooth = np.ones(shape, np.float32)  # 0 where nuclei hide the granules
     radii = emb.r_cells * emb.vol ** (1 / 3)
-    if dish_only:
-        path, absorb, order, frags = np.zeros_like(path), np.zeros_like(absorb), [], []
     for k in order:
         (y0, x0, y1, x1), t = bodies[k]
         inside = t > 0

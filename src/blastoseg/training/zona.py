@@ -12,7 +12,6 @@ fitted outer disc with the true one, and the file written is the best by it.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -23,7 +22,6 @@ import numpy as np
 
 from blastoseg.inference.zona_net import (
     FORMAT,
-    MIN_SCORE,
     NET,
     SIDE,
     build_net,
@@ -109,8 +107,6 @@ def validate(net: nn.Module, images: np.ndarray, labels: np.ndarray, shapes: np.
                 h, w = shapes[start + k]
                 truth = labels[start + k, :h, :w] >= 1
                 fitted = fit_circles(p[k, 0, :h, :w], p[k, 1, :h, :w])
-                if fitted is not None and fitted[4] < MIN_SCORE:  # as `predict_zona` judges it
-                    fitted = None
                 if fitted is None or not truth.any():  # an empty well is right only when nothing is found
                     ious.append(float(fitted is None and not truth.any()))
                     continue
@@ -124,7 +120,7 @@ def validate(net: nn.Module, images: np.ndarray, labels: np.ndarray, shapes: np.
 def train(out: Path, steps: int, pool: int, val: int, seed: int, lr: float, batch: int, command: str) -> dict:
     import torch
 
-    from blastoseg.atomic import atomic_write
+    from blastoseg.checkpoint import write_weights
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -152,26 +148,13 @@ def train(out: Path, steps: int, pool: int, val: int, seed: int, lr: float, batc
                               "minutes": round(elapsed / 60, 1)}), flush=True)
             if score > best:
                 best = score
-                state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
                 meta = {"format": FORMAT, "stage": "zona", "net": NET, "side": SIDE,
                         "training": {"command": command, "steps": step, "pool": pool, "seed": seed, "lr": lr,
                                      "batch": batch},
                         "scores": {"synthetic_val_disc_iou": round(score, 4), "val_frames": val}}
-                header = {k: json.dumps(v) for k, v in meta.items()}
                 out.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(out, functools.partial(_write, state=state, header=header))
+                write_weights(out, net, meta)
     return {"best_val_disc_iou": best, "minutes": round((time.time() - start) / 60, 1)}
-
-
-def _write(tmp: Path, state: dict, header: dict) -> None:
-    import os
-
-    from safetensors.torch import save_file
-
-    save_file(state, str(tmp), metadata=header)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files 0600: others could not read the model
 
 
 def main(argv: list[str] | None = None) -> None:
