@@ -38,6 +38,7 @@ from skimage.feature import canny, peak_local_max
 from skimage.transform import resize
 
 from blastoseg.inference.embryo import Embryo
+from blastoseg.inference.preprocess import unit_grey
 from blastoseg.inference.radial import inner_radius, polar, range_max
 
 WORK_SIDE = 256  # px of the longer side the search runs at: ~10 ms per map, rings still ~5 px thick
@@ -61,7 +62,7 @@ def fit_zona(frame: np.ndarray) -> Embryo | None:
     A circle, not an ellipse. It can lock onto the culture well's inner disc when the zona's
     outer edge is faint and the embryo sits against the well wall (seen on real EmbryoScope
     views), and fails on embryos under ~30 px in radius; check `score` and the overlay."""
-    grey = _normalised_grey(frame)
+    grey = unit_grey(frame, "the zona fit")
     if grey is None:
         return None
     scale = max(grey.shape) / WORK_SIDE
@@ -83,23 +84,6 @@ def fit_zona(frame: np.ndarray) -> Embryo | None:
     radius = r * scale
     inner = inner_radius(grey, maps.valid, scale, centre, radius, inner_range=INNER_RANGE)
     return Embryo((float(centre[0]), float(centre[1])), float(radius), float(inner), float(score))
-
-
-def _normalised_grey(frame: np.ndarray) -> np.ndarray | None:
-    """float32 with the 0.5-99.5 % intensity range mapped to 0..1, so the constants below
-    hold for any bit depth; None for a frame with no contrast."""
-    a = np.asarray(frame)
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        a = a[..., :3].mean(-1)
-    if a.ndim != 2:
-        raise ValueError(f"the zona fit wants a 2D grey frame, got shape {a.shape}")
-    if a.size == 0:
-        return None
-    a = a.astype(np.float32)
-    lo, hi = np.percentile(a, (0.5, 99.5))
-    if not hi > lo:
-        return None
-    return np.clip((a - lo) / (hi - lo), 0.0, 1.0)
 
 
 class _Maps:

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from blastoseg.inference.embryo import Embryo
+from blastoseg.inference.preprocess import unit_grey
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,7 +33,6 @@ NET = {"base": 16, "depth": 5, "full_res": 8}
 MIN_AREA = 0.01  # of the network's frame: a smaller "embryo" is a speck of debris
 MIN_SCORE = 0.5  # fitted disc / region IoU: below it the region is no circle, so no zona
 EDGE = 1.5  # px of the network's frame: outline points this near the frame edge are left out
-_PERCENTILES = (0.5, 99.5)
 
 
 def shipped_path() -> Path:
@@ -58,20 +58,18 @@ def shrink(frame: np.ndarray, order: int = 1) -> Shrunk:
     from skimage.transform import resize
 
     a = np.asarray(frame)
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        a = a[..., :3].mean(-1)
-    if a.ndim != 2:
-        raise ValueError(f"the zona localiser wants a 2D frame, got shape {a.shape}")
-    h, w = a.shape
+    if order == 0 and a.ndim != 2:
+        raise ValueError(f"the zona localiser wants 2D labels, got shape {a.shape}")
+    grey = a if order == 0 else unit_grey(a, "the zona localiser")
+    h, w = a.shape[:2]
     k = max(h, w) / SIDE
     shape = (max(1, min(SIDE, round(h / k))), max(1, min(SIDE, round(w / k))))
     if order == 0:
         small = resize(a, shape, order=0, preserve_range=True, anti_aliasing=False).astype(a.dtype)
+    elif grey is None:  # no contrast: nothing to find
+        small = np.zeros(shape, np.float32)
     else:
-        a = a.astype(np.float32)
-        lo, hi = np.percentile(a, _PERCENTILES)
-        a = np.clip((a - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(a)
-        small = resize(a, shape, order=1, anti_aliasing=k > 1, preserve_range=True).astype(np.float32)
+        small = resize(grey, shape, order=1, anti_aliasing=k > 1, preserve_range=True).astype(np.float32)
     pixels = np.zeros((SIDE, SIDE), small.dtype)
     pixels[: shape[0], : shape[1]] = small
     return Shrunk(pixels, shape, (h / shape[0], w / shape[1]))
