@@ -7,9 +7,10 @@ from scipy import ndimage as ndi
 
 # Gaussian blur (in the mask's own pixels) before enlarging. A mask found at a working size
 # has an outline that steps by one of its pixels: bilinear sampling alone turns each step
-# into a notch the size of the scale factor, and round cells measured circularity 0.07 too
-# low. 1.5 px took that error to 0.022 on synthetic acquisitions (2 px: 0.020), while
-# leaving corners of cells pressed together sharp (docs/benchmarks.md, "Outlines").
+# into a notch the size of the scale factor, and round cells measured circularity 0.068
+# too low on synthetic acquisitions (0.087 on the real frames). 1.5 px took that error to
+# 0.022 (2 px: 0.020); a wider blur rounds off more of the corners of cells pressed together
+# (docs/experiments.md, "Crowded embryos, and smoother outlines").
 OUTLINE_SIGMA = 1.5
 
 
