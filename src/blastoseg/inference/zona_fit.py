@@ -38,7 +38,7 @@ from skimage.feature import canny, peak_local_max
 from skimage.transform import resize
 
 from blastoseg.inference.embryo import Embryo
-from blastoseg.inference.preprocess import unit_grey
+from blastoseg.inference.grey import unit_grey
 from blastoseg.inference.radial import inner_radius, polar, range_max
 
 WORK_SIDE = 256  # px of the longer side the search runs at: ~10 ms per map, rings still ~5 px thick

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from blastoseg.inference.embryo import Embryo
-from blastoseg.inference.preprocess import unit_grey
+from blastoseg.inference.grey import unit_grey
 
 if TYPE_CHECKING:
     from torch import nn
