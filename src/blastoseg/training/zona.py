@@ -3,7 +3,8 @@
     python -m blastoseg.training.zona -o models/stages/zona.safetensors [--steps 4000] [--pool 6000]
 
 A pool of synthetic frames (acquisitions: well views, cut and off-centre embryos, text,
-debris, JPEG, four modalities; clean crops; 8 % wells with no embryo; some not square) is rendered once and shrunk
+debris, JPEG, four modalities; clean crops; 8 % wells with no embryo; 8 % of the embryos cut
+beyond their centre; some not square) is rendered once and shrunk
 as at inference; each step draws a batch from it with a D4 view, gamma, contrast and noise of
 its own. Validation is a second pool from another seed: the score is the mean IoU of the
 fitted outer disc with the true one, and the file written is the best by it.
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from torch import nn
 
 EMPTY = 0.08  # of the pool: wells with no embryo, which must give none
+# Of the embryos: the frame cut further, so that the embryo's centre lies beyond its edge
+# (acquisitions cut at most half the embryo away). Without them the network's map
+# tapered where such a zona meets the edge, and the circle fitted to it came out ~10 % small.
+DEEP_CUT = 0.08
 _SHAPES = ((256, 256), (256, 256), (256, 256), (256, 256), (256, 192), (192, 256), (320, 240))
 
 
@@ -53,12 +58,40 @@ def make_pool(n: int, seed: int, progress: bool = True) -> tuple[np.ndarray, np.
             sample = synth_dish(shape, seed=rng)
         else:
             sample = synth_embryo(shape, seed=rng, acquisition=bool(kind < 0.85))
-        shrunk = shrink(sample.image)
+        image, zona = sample.image, sample.zona
+        if kind >= EMPTY and rng.random() < DEEP_CUT:
+            image, zona = deep_cut(image, zona, rng)
+        shrunk = shrink(image)
         images[i], shapes[i] = shrunk.pixels, shrunk.shape
-        labels[i] = shrink(sample.zona, order=0).pixels
+        labels[i] = shrink(zona, order=0).pixels
         if progress and (i + 1) % 500 == 0:
             print(f"pool {seed}: {i + 1}/{n} frames, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     return images, labels, shapes
+
+
+def deep_cut(image: np.ndarray, zona: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The frame and its zona labels cut along one side so that the embryo's centre lies
+    0-0.3 radii beyond the new edge; unchanged when the frame already cuts the zona or the
+    window would be under 32 px."""
+    ys, xs = np.nonzero(zona)
+    h, w = zona.shape
+    if not len(ys) or ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1:
+        return image, zona
+    cy, cx, r = ys.mean(), xs.mean(), np.sqrt(len(ys) / np.pi)
+    beyond = rng.uniform(0.0, 0.3) * r
+    y0, x0, y1, x1 = 0, 0, h, w
+    side = int(rng.integers(4))
+    if side == 0:
+        y0 = int(np.ceil(cy + beyond))
+    elif side == 1:
+        x1 = int(cx - beyond)
+    elif side == 2:
+        y1 = int(cy - beyond)
+    else:
+        x0 = int(np.ceil(cx + beyond))
+    if y1 - y0 < 32 or x1 - x0 < 32:
+        return image, zona
+    return image[y0:y1, x0:x1], zona[y0:y1, x0:x1]
 
 
 def _batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
