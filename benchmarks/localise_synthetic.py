@@ -1,15 +1,17 @@
 """The zona localiser on synthetic acquisitions (well views, cut and off-centre embryos, text,
 debris, JPEG, four modalities): the set its rules are chosen on.
 
-    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320] [--empty 100] [--localiser classical]
+    python -m benchmarks.localise_synthetic [--n 150] [--seed 4040] [--size 320] [--empty 100] [--deep-cut 50] [--localiser classical]
 
 Per frame, as `benchmarks.localise_real` measures the real frames: the share of the true
 cells' and fragments' pixels inside the found `inside_mask` (~1.0 is right) and the share
 of that disc they cover (a well's disc is mostly empty medium). A frame is *on the
 embryo* when at least 95 % of its cells lie inside and they cover at least 40 % of the
 disc. The zona IoU compares the found outer disc with the true region inside the zona's
-outer edge. Then wells with no embryo, where none must be found. Prints one JSON line:
-those figures overall and per view, and the empty wells.
+outer edge. Then wells with no embryo, where none must be found, and embryos cut beyond
+their centre (`training.zona.deep_cut` of whole embryos, seeds 20000 on): the zona IoU
+within the frame and the outer radius's error. Prints one JSON line: those figures
+overall and per view, the empty wells and the deep cuts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4040)
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--empty", type=int, default=100, help="wells with no embryo (synth_dish, seeds 10000 on)")
+    parser.add_argument("--deep-cut", type=int, default=50, help="embryos cut beyond their centre (seeds 20000 on)")
     add_localiser_options(parser)
     args = parser.parse_args()
     find_embryo = localiser_from(args)
@@ -67,7 +70,36 @@ def main() -> None:
     if args.empty:
         wrong = sum(find_embryo(synth_dish(shape, seed=10000 + i).image) is not None for i in range(args.empty))
         report["empty_wells"] = {"frames": args.empty, "with_an_embryo_found": int(wrong)}
+    if args.deep_cut:
+        report["cut_beyond_centre"] = deep_cuts(find_embryo, args.deep_cut, shape)
     print(json.dumps(report))
+
+
+def deep_cuts(find_embryo, n: int, shape: tuple[int, int]) -> dict:
+    """Zona IoU (within the frame) and relative outer-radius error on `n` embryos whose
+    frame is cut beyond their centre; frames where the cut was not possible are skipped."""
+    from blastoseg.synth import synth_embryo
+    from blastoseg.training.zona import deep_cut
+
+    ious, radius_errors, found, frames = [], [], 0, 0
+    for i in range(n):
+        rng = np.random.default_rng(20000 + i)
+        sample = synth_embryo(shape, seed=rng, acquisition=True)
+        image, zona = deep_cut(sample.image, sample.zona, rng)
+        if zona is sample.zona:
+            continue
+        frames += 1
+        embryo = find_embryo(image)
+        true_radius = float(np.sqrt((sample.zona >= 1).sum() / np.pi))
+        if embryo is None:
+            ious.append(0.0)
+            continue
+        found += 1
+        disc, truth = embryo.inside_mask(zona.shape) | embryo.zona_mask(zona.shape), zona >= 1
+        ious.append(float((disc & truth).sum() / max((disc | truth).sum(), 1)))
+        radius_errors.append(abs(embryo.outer_radius - true_radius) / true_radius)
+    return {"frames": frames, "found": found, "zona_iou_mean": round(float(np.mean(ious)), 4) if ious else None,
+            "outer_radius_error_median": round(float(np.median(radius_errors)), 4) if radius_errors else None}
 
 
 if __name__ == "__main__":
