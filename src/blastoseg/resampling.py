@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 # into a notch the size of the scale factor, and round cells measured circularity 0.068
 # too low on synthetic acquisitions (0.087 on the real frames). 1.5 px took that error to
 # 0.022 (2 px: 0.020); a wider blur rounds off more of the corners of cells pressed together
-# (docs/experiments.md, "Crowded embryos, and smoother outlines").
+# (docs/experiments.md, "Crowded embryos, smoother outlines, ...").
 OUTLINE_SIGMA = 1.5
 
 
