@@ -19,10 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.localise_real import add_localiser_options, localiser_from
+
+if TYPE_CHECKING:
+    from blastoseg.inference.embryo import Embryo
 
 
 def main() -> None:
@@ -75,7 +80,7 @@ def main() -> None:
     print(json.dumps(report))
 
 
-def deep_cuts(find_embryo, n: int, shape: tuple[int, int]) -> dict:
+def deep_cuts(find_embryo: Callable[[np.ndarray], Embryo | None], n: int, shape: tuple[int, int]) -> dict:
     """Zona IoU (within the frame) and relative outer-radius error on `n` embryos whose
     frame is cut beyond their centre; frames where the cut was not possible are skipped."""
     from blastoseg.synth import synth_embryo
