@@ -58,10 +58,9 @@ def main() -> None:
             rows.append({"view": view, "found": embryo is not None, "inside": 0.0, "covered": 0.0, "zona_iou": 0.0})
             continue
         inside = embryo.inside_mask(shape)
-        disc, truth = inside | embryo.zona_mask(shape), sample.zona >= 1
         rows.append({"view": view, "found": True, "inside": float((union & inside).sum() / union.sum()),
                      "covered": float((union & inside).sum() / max(inside.sum(), 1)),
-                     "zona_iou": float((disc & truth).sum() / max((disc | truth).sum(), 1))})
+                     "zona_iou": zona_iou(embryo, sample.zona)})
 
     def summary(part: list[dict]) -> dict:
         on = [r["inside"] >= 0.95 and r["covered"] >= 0.4 for r in part]
@@ -78,6 +77,13 @@ def main() -> None:
     if args.deep_cut:
         report["cut_beyond_centre"] = deep_cuts(find_embryo, args.deep_cut, shape)
     print(json.dumps(report))
+
+
+def zona_iou(embryo: Embryo, zona: np.ndarray) -> float:
+    """IoU of the found outer disc with the true region inside the zona's outer edge
+    (`zona` labels >= 1), both within the frame."""
+    disc, truth = embryo.inside_mask(zona.shape) | embryo.zona_mask(zona.shape), zona >= 1
+    return float((disc & truth).sum() / max((disc | truth).sum(), 1))
 
 
 def deep_cuts(find_embryo: Callable[[np.ndarray], Embryo | None], n: int, shape: tuple[int, int]) -> dict:
@@ -100,8 +106,7 @@ def deep_cuts(find_embryo: Callable[[np.ndarray], Embryo | None], n: int, shape:
             ious.append(0.0)
             continue
         found += 1
-        disc, truth = embryo.inside_mask(zona.shape) | embryo.zona_mask(zona.shape), zona >= 1
-        ious.append(float((disc & truth).sum() / max((disc | truth).sum(), 1)))
+        ious.append(zona_iou(embryo, zona))
         radius_errors.append(abs(embryo.outer_radius - true_radius) / true_radius)
     return {"frames": frames, "found": found, "zona_iou_mean": round(float(np.mean(ious)), 4) if ious else None,
             "outer_radius_error_median": round(float(np.median(radius_errors)), 4) if radius_errors else None}
