@@ -16,7 +16,9 @@ def test_train_then_segment_a_frame_and_a_stack(tmp_path, capsys, monkeypatch):
     code = main(["train", "synthetic:embryo", "--steps", "3", "--batch", "2", "--crop", "64",
                  "--validate-every", "3", "--config", TINY, "--device", "cpu", "-o", str(model)])
     assert code == 0 and model.exists()
-    assert "saved" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "saved" in said.out
+    assert "step=3" in said.err and "%/s" not in said.err and "s/%" not in said.err  # steps, not a rate of percent
     from blastoseg.checkpoint import read_metadata
 
     assert set(read_metadata(model)["pipeline"]["object_diameters"]) == {"median", "range"}

@@ -85,3 +85,14 @@ def test_validation_scores_are_in_range_or_absent(tmp_path: Path) -> None:
     events = list(train(new_model("embedseg", TINY), PairSource(_frames(1)), options, tmp_path / "b.safetensors",
                         validation=_frames(2)))
     assert all(0 <= e.best <= 1 for e in events if e.best is not None) and events[-1].saved is not None
+
+
+def test_every_step_after_a_validation_carries_the_best_score(tmp_path: Path) -> None:
+    from blastoseg.training.augmentation import Augmentation
+    from blastoseg.training.train import Budget, TrainOptions, train
+
+    options = TrainOptions(Budget(steps=4), batch=1, augmentation=Augmentation(crop=64), validate_every=2, device="cpu")
+    events = list(train(new_model("embedseg", TINY), PairSource(_frames(1)), options, tmp_path / "m.safetensors",
+                        validation=_frames(1)))
+    assert events[0].best is None and events[2].validation is None  # step 3 is not validated...
+    assert events[2].best == events[1].best is not None  # ...but the progress bar and plot still show the best

@@ -21,10 +21,13 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str 
     return tqdm(items, desc=desc, total=total, file=sys.stderr, unit=unit, dynamic_ncols=True)
 
 
-def bar(total: int, desc: str, unit: str) -> tqdm:
+def bar(total: int, desc: str, unit: str, rate: bool = True) -> tqdm:
+    """A progress bar; without `rate`, percent done, elapsed time and the postfix only
+    (a bar over a budget's percent would otherwise read "%/s")."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    shape = None if rate else "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, bar_format=shape)
 
 
 @contextlib.contextmanager

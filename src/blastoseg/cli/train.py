@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fine-tuning {model.name} on {fine.describe()}")
     elif validation is None:
         validation = _synthetic_validation(source, model.pipeline)
-    meter = bar(100, f"train {model.method.name}", "%")
+    meter = bar(100, f"train {model.method.name}", "%", rate=False)
     last, saved = None, None
     try:
         for event in train(model, source, options, output, validation=validation):

@@ -47,7 +47,7 @@ class TrainEvent:
     lr: float
     validation: float | None = None  # AP_dsb@0.5 on the validation pairs (0..1), when just measured
     validation_last: float | None = None  # the same for the last step's weights, when averaging
-    best: float | None = None  # the best validation so far (0..1); None without validation pairs
+    best: float | None = None  # the best validation so far (0..1), on every event; None before one
     saved: Path | None = None
     parent: float | None = None  # a fine-tune's parent model on the same validation pairs
 
@@ -283,7 +283,7 @@ def train(
                 model.metadata.update(training=record)
                 event.saved = checkpoint.save(scored, output)
                 saved_step = step
-            event.best = best
+        event.best = best
         yield event
     if average:  # the caller gets the averaged weights, as saved
         net.load_state_dict(average.module.state_dict())

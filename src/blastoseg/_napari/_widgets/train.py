@@ -269,7 +269,7 @@ class TrainWidget(Container):
     def _show(self, event: Any) -> None:
         self.history.append(event)
         val = "" if event.best is None else f" · best {SCORE_LABEL} {event.best:.3f}"
-        self._status.value = f"step {event.step} · loss {event.losses['total']:.4f}{val} · {event.eta:.0f} s left"
+        self._status.value = f"step {event.step} · loss {event.losses['total']:.4f}{val} · {event.eta / 60:.1f} min left"
         if time.perf_counter() - self._last_draw > 0.5 or event.saved is not None:
             self._draw()
 
