@@ -1,6 +1,4 @@
-"""Merging instances: seam de-duplication and the TTA consensus."""
-
-"""Lovasz hinge, medoids, tiling plans, TTA consensus."""
+"""Merging instances: seam de-duplication, stacked cells and the TTA consensus."""
 
 import numpy as np
 
@@ -47,3 +45,34 @@ def test_consensus_and_duplicates_keep_classes_apart():
     assert len(merge_duplicates(both)) == 2  # one place, two classes: no duplicate
     merged = consensus([both] * 4, min_votes=3)
     assert sorted(merged.classes.tolist()) == [CELL, FRAGMENT]
+
+
+def _disc(shape, cy, cx, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_two_cells_stacked_in_depth_are_not_one_found_twice():
+    from blastoseg.inference.merging import merge_duplicates
+
+    shape = (80, 80)
+    front, behind = _disc(shape, 40, 35, 20), _disc(shape, 40, 45, 20)  # IoU 0.52; each keeps a crescent 5 px deep
+    pair = Instances.from_mask_stack(np.stack([front, behind]), scores=[0.9, 0.8])
+    assert pair.iou(pair)[0, 1] >= 0.5
+    assert len(merge_duplicates(pair, 0.5)) == 1  # the plain rule takes them for one cell
+    assert len(merge_duplicates(pair, 0.5, stacked=(0.2, 0.85))) == 2
+    assert len(merge_duplicates(pair, 0.5, stacked=(0.3, 0.85))) == 1  # 5 px is a quarter of the radius
+
+    rim = Instances.from_mask_stack(np.stack([_disc(shape, 40, 40, 20), _disc(shape, 40, 40, 22)]), scores=[0.9, 0.8])
+    assert len(merge_duplicates(rim, 0.5, stacked=(0.2, 0.85))) == 1  # one cell, outlined twice: a rim apart
+    near = Instances.from_mask_stack(np.stack([front, _disc(shape, 40, 37, 20)]), scores=[0.9, 0.8])
+    assert len(merge_duplicates(near, 0.5, stacked=(0.01, 0.85))) == 1  # above `certain` IoU: one cell
+
+
+def test_groups_only_merge_across_groups():
+    from blastoseg.inference.merging import merge_duplicates
+
+    a = _square((20, 20), 2, 2, 6)
+    inst = Instances.from_mask_stack(np.stack([a, a, a]), scores=[0.9, 0.8, 0.7])
+    kept = merge_duplicates(inst, groups=np.array([0, 0, 1]))
+    assert np.allclose(sorted(kept.scores), [0.8, 0.9])  # the other tile's copy goes; the tile's own two stay

@@ -26,7 +26,7 @@ def bar(total: int, desc: str, unit: str, rate: bool = True) -> tqdm:
     (a bar over a budget's percent would otherwise read "%/s")."""
     from tqdm import tqdm
 
-    shape = None if rate else "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
+    shape = None if rate else "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, bar_format=shape)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage
 
 from blastoseg.instances import Instances
 
@@ -66,8 +67,36 @@ def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: floa
     return Instances.from_masks(shape, pairs, scores=scores, depth=depths, classes=classes)
 
 
-def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instances:
-    """Drop the lower-scored of any pair of instances of one class with IoU >= threshold."""
+def own_part_depth(instances: Instances, i: int, j: int) -> float:
+    """How deep the thinner of the parts of masks i and j that the other does not cover
+    reaches (the largest distance from its edge, in px; 0 if one mask covers the other)."""
+    bi, bj = instances.boxes[i], instances.boxes[j]
+    y0, x0 = np.minimum(bi[:2], bj[:2])
+    y1, x1 = np.maximum(bi[2:], bj[2:])
+
+    def placed(k: int) -> np.ndarray:
+        out = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)  # a margin: the frame is not an edge
+        b = instances.boxes[k]
+        out[b[0] - y0 + 1 : b[2] - y0 + 1, b[1] - x0 + 1 : b[3] - x0 + 1] = instances.masks[k]
+        return out
+
+    a, b = placed(i), placed(j)
+    return float(min(ndimage.distance_transform_edt(a & ~b).max(), ndimage.distance_transform_edt(b & ~a).max()))
+
+
+def merge_duplicates(
+    instances: Instances, iou_threshold: float = 0.5, groups: np.ndarray | None = None,
+    stacked: tuple[float, float] | None = None,
+) -> Instances:
+    """Drop the lower-scored of any pair of instances of one class with IoU >= threshold.
+
+    groups: one label per instance (e.g. its tile): only pairs from different groups are
+    compared (each group was de-duplicated already, by its method's own rule).
+    stacked: (part, certain). A pair below IoU `certain` is two cells stacked in depth,
+    not one found twice, when each mask keeps a part of its own reaching `part` x its
+    radius deep: the crescent of the cell behind. A detector's duplicates of one cell
+    differ by a rim.
+    """
     if len(instances) < 2:
         return instances
     # Sparse: only instances whose boxes overlap are compared, so 60k nuclei cost seconds.
@@ -76,6 +105,15 @@ def merge_duplicates(instances: Instances, iou_threshold: float = 0.5) -> Instan
     union = areas[rows] + areas[cols] - inter
     duplicate = (rows != cols) & (inter >= iou_threshold * np.maximum(union, 1))
     duplicate &= instances.classes[rows] == instances.classes[cols]
+    if groups is not None:
+        duplicate &= groups[rows] != groups[cols]
+    if stacked is not None:
+        part, certain = stacked
+        for k in np.flatnonzero(duplicate & (rows < cols) & (inter < certain * np.maximum(union, 1))):
+            i, j = int(rows[k]), int(cols[k])
+            radius = np.sqrt(min(areas[i], areas[j]) / np.pi)
+            if own_part_depth(instances, i, j) >= part * radius:
+                duplicate[(rows == i) & (cols == j) | (rows == j) & (cols == i)] = False
     neighbours: list[list[int]] = [[] for _ in range(len(instances))]
     for i, j in zip(rows[duplicate].tolist(), cols[duplicate].tolist()):
         neighbours[i].append(j)

@@ -101,6 +101,10 @@ class VQShape(Detector):
             "box_batch_size_per_image": 128, "box_positive_fraction": 0.25,
             "box_score_thresh": 0.05, "box_nms_thresh": 0.7, "box_detections_per_img": 32,
             "mask_threshold": 0.5, "mask_nms_thresh": 0.5, "min_size": 16,
+            # Two masks over IoU mask_nms_thresh stay two cells (stacked in depth) when each
+            # keeps a part of its own this deep (x its radius), unless their IoU passes
+            # stacked_below_iou; chosen on synthetic validation embryos (docs/experiments.md).
+            "stacked_part": 0.2, "stacked_below_iou": 0.85,
             # losses and VQ-VAE pre-training
             "w_occlusion": 0.01,
             "pretrain_fraction": 0.1, "vq_lr": 1e-3, "vq_jitter": 0.15, "vq_copies": 4, "vq_restart_every": 50,
@@ -214,7 +218,8 @@ class VQShape(Detector):
             # Box order is not depth: rank front to back by score (the best seen is nearest).
             inst = Instances.from_masks(shape, [pairs[i] for i in kept], scores=scores[kept] if kept else [],
                                         depth=np.arange(len(kept)), classes=classes[kept] if kept else [])
-            found.append(merge_duplicates(inst, float(config["mask_nms_thresh"])))
+            stacked = (float(config["stacked_part"]), float(config["stacked_below_iou"])) if config["stacked_part"] else None
+            found.append(merge_duplicates(inst, float(config["mask_nms_thresh"]), stacked=stacked))
         return found
 
     # ------------------------------------------------------------------ reports
