@@ -34,7 +34,7 @@ def test_stitching_keeps_what_one_tile_found_and_merges_across_seams():
 
     def one_cell_on_the_seam(tile: np.ndarray) -> Instances:
         x0 = int(tile[0, 0])
-        left = x0 == 0  # each tile finds the cell a pixel apart, its centre inside its own core
+        left = x0 == 0  # each tile finds the cell two pixels apart, its centre inside its own core
         mask = np.zeros(tile.shape, bool)
         start = seam - 11 if left else seam - 9
         mask[10:30, start - x0 : start - x0 + 20] = True
