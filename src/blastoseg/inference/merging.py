@@ -70,17 +70,10 @@ def consensus(sets: Sequence[Instances], min_votes: int = 4, iou_threshold: floa
 def own_part_depth(instances: Instances, i: int, j: int) -> float:
     """How deep the thinner of the parts of masks i and j that the other does not cover
     reaches (the largest distance from its edge, in px; 0 if one mask covers the other)."""
-    bi, bj = instances.boxes[i], instances.boxes[j]
-    y0, x0 = np.minimum(bi[:2], bj[:2])
-    y1, x1 = np.maximum(bi[2:], bj[2:])
-
-    def placed(k: int) -> np.ndarray:
-        out = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)  # a margin: the frame is not an edge
-        b = instances.boxes[k]
-        out[b[0] - y0 + 1 : b[2] - y0 + 1, b[1] - x0 + 1 : b[3] - x0 + 1] = instances.masks[k]
-        return out
-
-    a, b = placed(i), placed(j)
+    pair = instances[[i, j]]
+    y0, x0 = pair.boxes[:, :2].min(0)
+    y1, x1 = pair.boxes[:, 2:].max(0)
+    a, b = pair.cropped(y0 - 1, x0 - 1, y1 + 1, x1 + 1).to_mask_stack()  # a margin: the frame is not an edge
     return float(min(ndimage.distance_transform_edt(a & ~b).max(), ndimage.distance_transform_edt(b & ~a).max()))
 
 

@@ -208,6 +208,7 @@ class VQShape(Detector):
 
         net.configure(config)
         shape = (int(images.shape[-2]), int(images.shape[-1]))
+        stacked = (float(config["stacked_part"]), float(config["stacked_below_iou"])) if config["stacked_part"] else None
         found = []
         for detection in net(images):
             scores = detection["scores"].float().cpu().numpy()
@@ -218,7 +219,6 @@ class VQShape(Detector):
             # Box order is not depth: rank front to back by score (the best seen is nearest).
             inst = Instances.from_masks(shape, [pairs[i] for i in kept], scores=scores[kept] if kept else [],
                                         depth=np.arange(len(kept)), classes=classes[kept] if kept else [])
-            stacked = (float(config["stacked_part"]), float(config["stacked_below_iou"])) if config["stacked_part"] else None
             found.append(merge_duplicates(inst, float(config["mask_nms_thresh"]), stacked=stacked))
         return found
 
